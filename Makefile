@@ -1,0 +1,75 @@
+# Entry points. `make lab` tries the collection on local VMs; `make test` runs every test tier.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+APT_PACKAGES := qemu-system-x86 qemu-utils debootstrap openssh-client openssl git make rsync
+MOLECULE_SCENARIOS ?= smoke default ha
+PLAYBOOKS := site.yml $(wildcard playbooks/*.yml)
+
+.PHONY: help deps venv lint sanity unit integration syntax molecule test lab lab-down bench build clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+deps:  ## Install the Debian packages the tests and the lab need (root, apt)
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(VENV)/.installed: requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+.collections/ansible_collections/dictamesh/k3s_gitops:
+	mkdir -p .collections/ansible_collections/dictamesh
+	ln -sfn ../../.. $@
+
+venv: $(VENV)/.installed .collections/ansible_collections/dictamesh/k3s_gitops  ## Python toolchain in .venv
+
+lint: venv  ## yamllint and ansible-lint (production profile)
+	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint --profile production
+
+sanity: venv  ## ansible-test sanity in a temporary ansible_collections tree
+	tests/sanity.sh
+
+unit: venv  ## pytest unit tests
+	$(BIN)/pytest -q tests/unit
+
+integration: venv  ## module and stand-in tests through ansible-playbook
+	@if [ -d tests/integration ]; then $(BIN)/pytest -q tests/integration; else echo "no integration tests"; fi
+
+syntax: venv  ## --syntax-check of every playbook
+	for p in $(PLAYBOOKS); do $(BIN)/ansible-playbook --syntax-check -i inventories/prod $$p; done
+
+molecule: deps venv  ## molecule scenarios on VMs
+	for s in $(MOLECULE_SCENARIOS); do echo "== molecule $$s"; $(BIN)/molecule test -s $$s; done
+
+test: deps venv lint sanity unit integration syntax molecule  ## Every test tier (what CI runs)
+
+lab: deps venv  ## Boot 1 server + 2 agents as local VMs and run site.yml against them
+	tests/vmlab/lab.sh up
+
+lab-down: venv  ## Remove the lab VMs
+	tests/vmlab/lab.sh down
+
+bench: deps venv  ## Benchmarks (figures in docs/BENCHMARKS.md)
+	$(PY) tests/bench/argocd_sync_bench.py
+
+build: venv  ## Build the collection tarball into build/
+	mkdir -p build
+	$(BIN)/ansible-galaxy collection build --force --output-path build .
+
+clean:  ## Remove the venv and build outputs
+	rm -rf $(VENV) .collections build
