@@ -1,0 +1,797 @@
+#!/usr/bin/env python3
+"""VM test hosts for dictamesh.k3s_gitops: one implementation for molecule and `make lab`.
+
+Subcommands:
+  image                 build (or reuse the cached) Debian bookworm base image
+  up                    boot VMs (COW overlays) and write inventory.yml / instances.json
+  down                  stop the VMs of a state dir and remove their overlays (idempotent)
+  status                show the VMs of a state dir
+  lab                   image + 1 server + 2 agents + inventories/lab/hosts.yml
+
+Everything runs unattended (no tty, no stdin) as root. See docs/lab.md.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import fcntl
+import hashlib
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import mirror  # noqa: E402  (sibling module, also a CLI)
+
+RECIPE_VERSION = "4"
+SUITE = "bookworm"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+PACKAGES = (
+    "systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "linux-image-amd64",
+    "kmod", "iproute2", "procps", "sudo", "ca-certificates", "curl", "iptables", "udev",
+)
+IMAGE_SIZE = "10G"
+SEGMENT = ipaddress.ip_network("10.77.0.0/24")
+SERVER_BASE = 11          # servers get .11, .12, ...
+AGENT_BASE = 21           # agents get .21, .22, ...
+MCAST_GROUP = "230.0.0.1"
+MCAST_PORT_RANGE = (20000, 29999)
+SSH_OPTS = (
+    "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+    "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR",
+)
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Files written into the image. Part of the recipe hash: editing them rebuilds the image.
+IMAGE_FILES: dict[str, str] = {
+    "etc/fstab": "/dev/vda / ext4 defaults,errors=remount-ro 0 1\n",
+    "etc/hostname": "vmlab\n",
+    "etc/hosts": "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n",
+    "etc/resolv.conf": "nameserver 10.0.2.3\n",
+    # eth0: QEMU user-mode network (fixed addresses, no DHCP needed).
+    "etc/systemd/network/10-vmlab-user.network": (
+        "[Match]\nName=eth0\n\n[Network]\nAddress=10.0.2.15/24\nGateway=10.0.2.2\n"
+        "DNS=10.0.2.3\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n"
+    ),
+    # eth1: shared segment, address from the kernel `ip=` argument (systemd-network-generator
+    # turns it into /run/systemd/network/*.network); vmlab-hosts.service below is the fallback.
+    "usr/local/sbin/vmlab-boot": (
+        "#!/bin/sh\n"
+        "# Applies vmlab.* kernel arguments: /etc/hosts entries and the segment address.\n"
+        "set -u\n"
+        "for arg in $(cat /proc/cmdline); do\n"
+        "  case \"$arg\" in\n"
+        "    vmlab.hosts=*) hosts=\"${arg#vmlab.hosts=}\" ;;\n"
+        "    vmlab.addr=*) addr=\"${arg#vmlab.addr=}\" ;;\n"
+        "  esac\n"
+        "done\n"
+        "if [ -n \"${hosts:-}\" ]; then\n"
+        "  sed -i '/# vmlab$/d' /etc/hosts\n"
+        "  echo \"$hosts\" | tr ',' '\\n' | while IFS='=' read -r name ip; do\n"
+        "    [ -n \"$name\" ] && printf '%s %s # vmlab\\n' \"$ip\" \"$name\" >> /etc/hosts\n"
+        "  done\n"
+        "fi\n"
+        "if [ -n \"${addr:-}\" ] && ! ip -4 addr show dev eth1 | grep -q \"${addr%/*}/\"; then\n"
+        "  ip link set eth1 up && ip addr add \"$addr\" dev eth1\n"
+        "fi\n"
+        "exit 0\n"
+    ),
+    "etc/systemd/system/vmlab-boot.service": (
+        "[Unit]\nDescription=vmlab: /etc/hosts and segment address from the kernel command line\n"
+        "After=systemd-networkd.service\nBefore=ssh.service\n\n"
+        "[Service]\nType=oneshot\nExecStart=/usr/local/sbin/vmlab-boot\nRemainAfterExit=yes\n\n"
+        "[Install]\nWantedBy=multi-user.target\n"
+    ),
+    "etc/ssh/sshd_config.d/vmlab.conf": "UseDNS no\nPermitRootLogin prohibit-password\n",
+    "etc/apt/apt.conf.d/99vmlab": (
+        'APT::Install-Recommends "false";\nAPT::Periodic::Enable "0";\n'
+        'Acquire::Retries "3";\n'
+    ),
+}
+ENABLE_UNITS = ("systemd-networkd.service", "systemd-network-generator.service",
+                "vmlab-boot.service", "ssh.service")
+MASK_UNITS = ("apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer",
+              "fstrim.timer", "systemd-networkd-wait-online.service")
+
+
+class VmlabError(RuntimeError):
+    """An error with a message meant for the user."""
+
+
+def log(msg: str) -> None:
+    print(f"vmlab: {msg}", file=sys.stderr, flush=True)
+
+
+def run(cmd: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run a command without stdin, raising VmlabError with its output on failure."""
+    kwargs.setdefault("stdin", subprocess.DEVNULL)
+    kwargs.setdefault("text", True)
+    proc = subprocess.run(list(cmd), capture_output=True, check=False, **kwargs)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
+        raise VmlabError(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{tail}")
+    return proc
+
+
+# --------------------------------------------------------------------------- cache, key, image
+def cache_dir() -> Path:
+    default = Path(os.environ.get("HOME", "/root")) / ".cache" / "dictamesh-vmlab"
+    path = Path(os.environ.get("VMLAB_CACHE") or default)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def ssh_key(cache: Path) -> Path:
+    """Return the private key path, generating the key pair once (atomically)."""
+    key = cache / "id_ed25519"
+    if key.exists() and key.with_suffix(".pub").exists():
+        return key
+    tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".key-"))
+    try:
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "dictamesh-vmlab",
+             "-f", str(tmp / "id_ed25519")])
+        os.replace(tmp / "id_ed25519.pub", key.with_suffix(".pub"))
+        os.replace(tmp / "id_ed25519", key)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    key.chmod(0o600)
+    return key
+
+
+def recipe(pubkey: str) -> dict[str, Any]:
+    """Every input that changes the image's content (the mirror URL does not)."""
+    return {
+        "version": RECIPE_VERSION, "suite": SUITE, "packages": sorted(PACKAGES),
+        "files": IMAGE_FILES, "enable": ENABLE_UNITS, "mask": MASK_UNITS,
+        "size": IMAGE_SIZE, "pubkey": pubkey.strip(),
+    }
+
+
+def recipe_hash(data: dict[str, Any]) -> str:
+    blob = json.dumps(data, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclasses.dataclass(frozen=True)
+class Image:
+    directory: Path
+    disk: Path
+    kernel: Path
+    initrd: Path
+    key: Path
+
+    @classmethod
+    def at(cls, directory: Path, key: Path) -> "Image":
+        return cls(directory, directory / "base.qcow2", directory / "vmlinuz",
+                   directory / "initrd.img", key)
+
+    def complete(self) -> bool:
+        return all(p.is_file() for p in (self.disk, self.kernel, self.initrd,
+                                          self.directory / "recipe.json"))
+
+
+@dataclasses.dataclass
+class FileLock:
+    path: Path
+    fd: int = -1
+
+    def __enter__(self) -> "FileLock":
+        self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
+def mounts_under(path: Path) -> list[str]:
+    prefix = str(path.resolve()) + "/"
+    with open("/proc/mounts", encoding="utf-8") as handle:
+        points = [line.split()[1].replace("\\040", " ") for line in handle]
+    return sorted((p for p in points if (p + "/").startswith(prefix)), reverse=True)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a (possibly half-built) tree, unmounting anything debootstrap left mounted."""
+    for point in mounts_under(path):
+        subprocess.run(["umount", "-l", point], check=False, stdin=subprocess.DEVNULL)
+    if mounts_under(path):
+        raise VmlabError(f"refusing to delete {path}: still has mounts {mounts_under(path)}")
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def prune_stale_builds(images: Path, keep: str) -> None:
+    """Delete leftovers of killed builds and images of older recipes (caller holds the lock)."""
+    for entry in images.iterdir():
+        if entry.name.startswith(".build-") or (entry.is_dir() and entry.name != keep):
+            log(f"removing stale {entry}")
+            remove_tree(entry)
+
+
+def configure_rootfs(rootfs: Path, pubkey: str, apt_mirror: str) -> None:
+    for rel, content in IMAGE_FILES.items():
+        target = rootfs / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_symlink():
+            target.unlink()
+        target.write_text(content, encoding="utf-8")
+    (rootfs / "usr/local/sbin/vmlab-boot").chmod(0o755)
+    ssh_dir = rootfs / "root/.ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    (ssh_dir / "authorized_keys").write_text(pubkey.strip() + "\n", encoding="utf-8")
+    (ssh_dir / "authorized_keys").chmod(0o600)
+    (rootfs / "etc/apt/sources.list").write_text(
+        f"deb {apt_mirror} {SUITE} main\ndeb {apt_mirror} {SUITE}-updates main\n"
+        f"deb http://deb.debian.org/debian-security {SUITE}-security main\n", encoding="utf-8")
+    # Empty machine-id: every VM generates its own on first boot.
+    (rootfs / "etc/machine-id").write_text("", encoding="utf-8")
+    run(["chroot", str(rootfs), "systemctl", "enable", *ENABLE_UNITS])
+    run(["chroot", str(rootfs), "systemctl", "mask", *MASK_UNITS])
+    for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
+        for entry in (rootfs / junk).glob("*"):
+            if entry.is_file():
+                entry.unlink()
+
+
+def extract_boot(rootfs: Path, out: Path) -> None:
+    kernels = sorted((rootfs / "boot").glob("vmlinuz-*"))
+    initrds = sorted((rootfs / "boot").glob("initrd.img-*"))
+    if not kernels or not initrds:
+        raise VmlabError(f"no kernel/initrd in {rootfs}/boot")
+    shutil.copy2(kernels[-1], out / "vmlinuz")
+    shutil.copy2(initrds[-1], out / "initrd.img")
+
+
+def build_image(build: Path, pubkey: str, apt_mirror: str) -> None:
+    rootfs = build / "rootfs"
+    log(f"debootstrap {SUITE} from {apt_mirror} (minbase + {len(PACKAGES)} packages)")
+    run(["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}",
+         SUITE, str(rootfs), apt_mirror])
+    configure_rootfs(rootfs, pubkey, apt_mirror)
+    extract_boot(rootfs, build)
+    raw = build / "root.raw"
+    log("mkfs.ext4 -d rootfs + qemu-img convert")
+    run(["truncate", "-s", IMAGE_SIZE, str(raw)])
+    run(["mkfs.ext4", "-q", "-F", "-L", "vmlab-root", "-d", str(rootfs), str(raw)])
+    run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(build / "base.qcow2")])
+    raw.unlink()
+    remove_tree(rootfs)
+
+
+def ensure_image(force: bool = False) -> Image:
+    """Return the cached image for the current recipe, building it atomically if needed."""
+    cache = cache_dir()
+    key = ssh_key(cache)
+    pubkey = key.with_suffix(".pub").read_text(encoding="utf-8")
+    data = recipe(pubkey)
+    digest = recipe_hash(data)
+    images = cache / "images"
+    images.mkdir(exist_ok=True)
+    image = Image.at(images / digest, key)
+    with FileLock(cache / "build.lock"):
+        if image.complete() and not force:
+            return image
+        prune_stale_builds(images, keep="" if force else digest)
+        build = images / f".build-{digest}-{os.getpid()}"
+        build.mkdir()
+        started = time.monotonic()
+        try:
+            build_image(build, pubkey, os.environ.get("VMLAB_MIRROR") or DEFAULT_MIRROR)
+            (build / "recipe.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
+            os.rename(build, image.directory)   # atomic: a killed build leaves only .build-*
+        finally:
+            if build.exists():
+                remove_tree(build)
+        log(f"image {digest} built in {time.monotonic() - started:.0f} s")
+    return image
+
+
+# --------------------------------------------------------------------------- VM specs
+@dataclasses.dataclass
+class Host:
+    name: str
+    role: str                     # "server" or "agent"
+    groups: list[str]
+    node_ip: str = ""
+    ssh_port: int = 0
+    mac: str = ""
+
+    @property
+    def vm_role_group(self) -> str:
+        return "k3s_servers" if self.role == "server" else "k3s_agents"
+
+
+def hosts_from_counts(prefix: str, servers: int, agents: int) -> list[Host]:
+    if servers < 1 and agents < 1:
+        raise VmlabError("need at least one VM")
+    hosts = [Host(f"{prefix}-server-{i}", "server", []) for i in range(1, servers + 1)]
+    hosts += [Host(f"{prefix}-agent-{i}", "agent", []) for i in range(1, agents + 1)]
+    return hosts
+
+
+def role_of(platform: dict[str, Any]) -> str:
+    explicit = platform.get("vmlab_role")
+    if explicit in ("server", "agent"):
+        return str(explicit)
+    if explicit is not None:
+        raise VmlabError(f"{platform.get('name')}: vmlab_role must be server or agent")
+    names = list(platform.get("groups", [])) + list(platform.get("children", []))
+    return "agent" if any("agent" in str(n) for n in names) else "server"
+
+
+def hosts_from_spec(spec: Any) -> list[Host]:
+    """Hosts from molecule-style platforms: [{name, groups, children, vmlab_role}, ...]."""
+    if isinstance(spec, dict):
+        spec = spec.get("platforms", [])
+    if not isinstance(spec, list) or not spec:
+        raise VmlabError("spec must be a non-empty list of platforms (real data, not a string)")
+    hosts = []
+    for platform in spec:
+        if not isinstance(platform, dict) or not platform.get("name"):
+            raise VmlabError(f"bad platform entry: {platform!r}")
+        groups = [str(g) for g in platform.get("groups", [])]
+        hosts.append(Host(str(platform["name"]), role_of(platform), groups))
+    if len({h.name for h in hosts}) != len(hosts):
+        raise VmlabError("platform names must be unique")
+    return hosts
+
+
+def assign_addresses(hosts: list[Host], state: Path) -> None:
+    net = list(SEGMENT.hosts())
+    counters = {"server": SERVER_BASE, "agent": AGENT_BASE}
+    seed = hashlib.sha256(str(state.resolve()).encode()).digest()
+    for index, host in enumerate(hosts):
+        host.node_ip = str(net[counters[host.role] - 1])
+        counters[host.role] += 1
+        if counters["server"] > AGENT_BASE:
+            raise VmlabError(f"at most {AGENT_BASE - SERVER_BASE} servers")
+        host.mac = "52:54:%02x:%02x:%02x:%02x" % (seed[0], seed[1], seed[2], index + 1)
+
+
+def mcast_port(state: Path) -> int:
+    """Segment port derived from the state dir: two state dirs never share a segment."""
+    low, high = MCAST_PORT_RANGE
+    digest = int(hashlib.sha256(str(state.resolve()).encode()).hexdigest(), 16)
+    return low + digest % (high - low + 1)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --------------------------------------------------------------------------- accel, qemu
+def kvm_usable() -> bool:
+    """KVM only where it really works: /dev/kvm usable AND hardware virtualisation flags."""
+    forced = os.environ.get("VMLAB_ACCEL", "").lower()
+    if forced in ("kvm", "tcg"):
+        return forced == "kvm"
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8").split()
+    except OSError:
+        return False
+    return "vmx" in flags or "svm" in flags
+
+
+def accel_args(kvm: bool) -> list[str]:
+    if kvm:
+        return ["-accel", "kvm", "-cpu", "host"]
+    return ["-accel", "tcg,thread=multi,tb-size=256", "-cpu", "max"]
+
+
+def kernel_cmdline(host: Host, hosts: list[Host]) -> str:
+    prefix = SEGMENT.prefixlen
+    etc_hosts = ",".join(f"{h.name}={h.node_ip}" for h in hosts)
+    return " ".join([
+        "root=/dev/vda", "rw", "console=ttyS0", "net.ifnames=0", "panic=-1",
+        f"systemd.hostname={host.name}",
+        f"ip={host.node_ip}:::{SEGMENT.netmask}:{host.name}:eth1:off",
+        f"vmlab.addr={host.node_ip}/{prefix}", f"vmlab.hosts={etc_hosts}",
+    ])
+
+
+def vm_paths(state: Path, name: str) -> dict[str, Path]:
+    return {
+        "disk": state / f"{name}.qcow2", "pid": state / f"{name}.pid",
+        "log": state / f"{name}.console.log",
+    }
+
+
+def qemu_command(image: Image, host: Host, hosts: list[Host], state: Path,
+                 kvm: bool, memory: int) -> list[str]:
+    paths = vm_paths(state, host.name)
+    return [
+        "qemu-system-x86_64", "-name", host.name, *accel_args(kvm),
+        "-m", str(memory), "-smp", "1", "-nodefaults", "-no-reboot",
+        "-display", "none", "-monitor", "none", "-serial", f"file:{paths['log']}",
+        "-kernel", str(image.kernel), "-initrd", str(image.initrd),
+        "-append", kernel_cmdline(host, hosts),
+        "-drive", f"file={paths['disk']},format=qcow2,if=virtio,cache=unsafe,discard=unmap",
+        "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{host.ssh_port}-:22",
+        "-device", "virtio-net-pci,netdev=n0",
+        "-netdev", f"socket,id=n1,mcast={MCAST_GROUP}:{mcast_port(state)}",
+        "-device", f"virtio-net-pci,netdev=n1,mac={host.mac}",
+        "-object", "rng-random,id=rng0,filename=/dev/urandom",
+        "-device", "virtio-rng-pci,rng=rng0",
+        "-daemonize", "-pidfile", str(paths["pid"]),
+    ]
+
+
+def read_pid(pidfile: Path, state: Path) -> int | None:
+    """The pid in pidfile if it is still a QEMU of this state dir (guards recycled pids)."""
+    try:
+        pid = int(pidfile.read_text(encoding="utf-8").strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except (OSError, ValueError):
+        return None
+    return pid if "qemu-system" in cmdline and str(state) in cmdline else None
+
+
+def start_vm(image: Image, host: Host, hosts: list[Host], state: Path, kvm: bool,
+             memory: int) -> None:
+    paths = vm_paths(state, host.name)
+    if read_pid(paths["pid"], state):
+        raise VmlabError(f"{host.name} is already running in {state} (run `down` first)")
+    paths["disk"].unlink(missing_ok=True)
+    run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(image.disk), "-F", "qcow2",
+         str(paths["disk"])])
+    paths["log"].write_text("", encoding="utf-8")
+    run(qemu_command(image, host, hosts, state, kvm, memory))
+
+
+def console_tail(state: Path, name: str, lines: int = 30) -> str:
+    try:
+        text = vm_paths(state, name)["log"].read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "(no console log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def ssh_command(key: Path, port: int, remote: str, timeout: int = 5) -> list[str]:
+    return ["ssh", "-i", str(key), "-p", str(port), *SSH_OPTS,
+            "-o", f"ConnectTimeout={timeout}", "root@127.0.0.1", remote]
+
+
+def ssh_ready(key: Path, port: int) -> bool:
+    proc = subprocess.run(ssh_command(key, port, "python3 -c 'import json' && echo ok"),
+                          capture_output=True, text=True, check=False,
+                          stdin=subprocess.DEVNULL, timeout=30)
+    return proc.returncode == 0 and proc.stdout.strip() == "ok"
+
+
+def wait_for_ssh(key: Path, hosts: list[Host], state: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    pending = {h.name: h for h in hosts}
+    while pending:
+        for name, host in list(pending.items()):
+            if not read_pid(vm_paths(state, name)["pid"], state):
+                raise VmlabError(f"{name}: QEMU exited during boot. Console tail:\n"
+                                 f"{console_tail(state, name)}")
+            try:
+                if ssh_ready(key, host.ssh_port):
+                    log(f"{name} reachable over SSH on 127.0.0.1:{host.ssh_port}")
+                    del pending[name]
+            except subprocess.TimeoutExpired:
+                pass
+        if pending and time.monotonic() > deadline:
+            name = sorted(pending)[0]
+            raise VmlabError(f"timeout after {timeout:.0f} s waiting for SSH on "
+                             f"{', '.join(sorted(pending))}. Console tail of {name}:\n"
+                             f"{console_tail(state, name)}")
+        if pending:
+            time.sleep(2)
+
+
+# --------------------------------------------------------------------------- state files
+def host_vars(host: Host, key: Path) -> dict[str, Any]:
+    return {
+        "ansible_host": "127.0.0.1", "ansible_port": host.ssh_port, "ansible_user": "root",
+        "ansible_ssh_private_key_file": str(key),
+        "ansible_ssh_common_args": " ".join(SSH_OPTS),
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "node_ip": host.node_ip,
+    }
+
+
+def inventory(hosts: list[Host], key: Path, extra_vars: dict[str, Any]) -> dict[str, Any]:
+    groups: dict[str, dict[str, Any]] = {"k3s_servers": {"hosts": {}},
+                                         "k3s_agents": {"hosts": {}}}
+    for host in hosts:
+        groups[host.vm_role_group]["hosts"][host.name] = host_vars(host, key)
+    cluster: dict[str, Any] = {"children": groups}
+    top: dict[str, Any] = {"children": {"k3s_cluster": cluster}}
+    if extra_vars:
+        top["vars"] = extra_vars
+    return {"all": top}
+
+
+def molecule_vars(hosts: list[Host], extra_vars: dict[str, Any]) -> dict[str, Any]:
+    """Extra inventory source for molecule's inventory dir: what molecule cannot carry."""
+    data: dict[str, Any] = {"hosts": {h.name: {"node_ip": h.node_ip} for h in hosts}}
+    if extra_vars:
+        data["vars"] = extra_vars
+    return {"all": data}
+
+
+def instances(hosts: list[Host], key: Path) -> list[dict[str, Any]]:
+    """Molecule's instance config: a real list of mappings (not a rendered string)."""
+    return [{"instance": h.name, "address": "127.0.0.1", "user": "root",
+             "port": h.ssh_port, "identity_file": str(key), "become_method": "sudo",
+             "node_ip": h.node_ip, "vmlab_role": h.role} for h in hosts]
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def to_yaml(data: Any) -> str:
+    """JSON is YAML; keeps this tool free of non-stdlib imports."""
+    return "---\n# Generated by tests/vmlab/vmlab.py: do not edit.\n" + json.dumps(data, indent=2) + "\n"
+
+
+def save_state(state: Path, hosts: list[Host], meta: dict[str, Any]) -> None:
+    data = {"hosts": [dataclasses.asdict(h) for h in hosts], **meta}
+    write_atomic(state / "vmlab.json", json.dumps(data, indent=2) + "\n")
+
+
+def load_state(state: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads((state / "vmlab.json").read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return {"hosts": []}
+
+
+# --------------------------------------------------------------------------- up / down
+@dataclasses.dataclass
+class UpOptions:
+    state: Path
+    hosts: list[Host]
+    memory: int = int(os.environ.get("VMLAB_MEMORY", "2048"))
+    timeout: float = float(os.environ.get("VMLAB_BOOT_TIMEOUT", "420"))
+    mirror_root: Path | None = None
+    instance_config: Path | None = None
+    molecule_inventory: Path | None = None
+    hosts_file: Path | None = None
+
+
+def start_mirror(opts: UpOptions) -> dict[str, Any]:
+    if opts.mirror_root is None:
+        return {}
+    info = mirror.start(opts.mirror_root, opts.state / "mirror.pid", bind="127.0.0.1", port=0)
+    log(f"artifact mirror {info['root']} on {info['url']} (VMs: {info['vm_url']})")
+    return {"vmlab_mirror_url": info["vm_url"]}
+
+
+def write_outputs(opts: UpOptions, key: Path, extra: dict[str, Any]) -> None:
+    inv = to_yaml(inventory(opts.hosts, key, extra))
+    write_atomic(opts.state / "inventory.yml", inv)
+    write_atomic(opts.state / "instances.json", json.dumps(instances(opts.hosts, key), indent=2))
+    if opts.instance_config:
+        write_atomic(opts.instance_config, to_yaml(instances(opts.hosts, key)))
+    if opts.molecule_inventory:
+        write_atomic(opts.molecule_inventory, to_yaml(molecule_vars(opts.hosts, extra)))
+    if opts.hosts_file:
+        write_atomic(opts.hosts_file, inv)
+
+
+def up(opts: UpOptions) -> dict[str, Any]:
+    """Boot all hosts; on any failure stop what was started and re-raise."""
+    state = opts.state.resolve()
+    opts.state = state
+    state.mkdir(parents=True, exist_ok=True)
+    image = ensure_image()
+    kvm = kvm_usable()
+    assign_addresses(opts.hosts, state)
+    for host in opts.hosts:
+        host.ssh_port = free_port()
+    meta = {"accel": "kvm" if kvm else "tcg", "mcast": f"{MCAST_GROUP}:{mcast_port(state)}",
+            "image": str(image.directory), "memory": opts.memory}
+    save_state(state, opts.hosts, meta)
+    started = time.monotonic()
+    try:
+        extra = start_mirror(opts)
+        for host in opts.hosts:
+            start_vm(image, host, opts.hosts, state, kvm, opts.memory)
+        log(f"booting {len(opts.hosts)} VM(s) with {meta['accel']}, segment {SEGMENT} "
+            f"on mcast {meta['mcast']}")
+        wait_for_ssh(image.key, opts.hosts, state, opts.timeout)
+    except BaseException:
+        down(state)
+        raise
+    meta["boot_seconds"] = round(time.monotonic() - started, 1)
+    save_state(state, opts.hosts, meta)
+    write_outputs(opts, image.key, extra)
+    log(f"{len(opts.hosts)} VM(s) up in {meta['boot_seconds']} s; inventory {state}/inventory.yml")
+    return meta
+
+
+def stop_pid(pid: int, grace: float = 10.0) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def down(state: Path) -> int:
+    """Stop VMs and the mirror of a state dir, remove overlays. Idempotent. Returns VMs stopped."""
+    state = state.resolve()
+    if not state.is_dir():
+        return 0
+    stopped = 0
+    for pidfile in sorted(state.glob("*.pid")):
+        if pidfile.name == "mirror.pid":
+            continue
+        pid = read_pid(pidfile, state)
+        if pid:
+            stop_pid(pid)
+            stopped += 1
+        pidfile.unlink(missing_ok=True)
+    mirror.stop(state / "mirror.pid")
+    for disk in state.glob("*.qcow2"):
+        disk.unlink(missing_ok=True)
+    for generated in ("inventory.yml", "instances.json", "vmlab.json"):
+        (state / generated).unlink(missing_ok=True)
+    return stopped
+
+
+def status(state: Path) -> list[dict[str, Any]]:
+    state = state.resolve()
+    data = load_state(state)
+    rows = []
+    for host in data.get("hosts", []):
+        pid = read_pid(vm_paths(state, host["name"])["pid"], state)
+        rows.append({"name": host["name"], "role": host["role"], "node_ip": host["node_ip"],
+                     "ssh": f"127.0.0.1:{host['ssh_port']}", "pid": pid,
+                     "running": bool(pid)})
+    return rows
+
+
+# --------------------------------------------------------------------------- CLI
+def lab_state() -> Path:
+    return Path(os.environ.get("VMLAB_LAB_STATE") or cache_dir() / "lab")
+
+
+def cmd_image(args: argparse.Namespace) -> int:
+    image = ensure_image(force=args.rebuild)
+    print(json.dumps({"directory": str(image.directory), "disk": str(image.disk),
+                      "kernel": str(image.kernel), "initrd": str(image.initrd),
+                      "key": str(image.key)}, indent=2))
+    return 0
+
+
+def parse_hosts(args: argparse.Namespace) -> list[Host]:
+    if args.spec:
+        text = sys.stdin.read() if args.spec == "-" else Path(args.spec).read_text(encoding="utf-8")
+        return hosts_from_spec(json.loads(text))
+    return hosts_from_counts(args.name, args.servers, args.agents)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    opts = UpOptions(state=Path(args.state), hosts=parse_hosts(args),
+                     mirror_root=Path(args.mirror_root) if args.mirror_root else None,
+                     instance_config=Path(args.instance_config) if args.instance_config else None,
+                     molecule_inventory=(Path(args.molecule_inventory)
+                                         if args.molecule_inventory else None))
+    if args.memory:
+        opts.memory = args.memory
+    if args.timeout:
+        opts.timeout = args.timeout
+    print(json.dumps(up(opts), indent=2))
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    stopped = down(Path(args.state))
+    log(f"stopped {stopped} VM(s) in {args.state}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    rows = status(Path(args.state))
+    print(json.dumps(rows, indent=2))
+    return 0
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    state = lab_state()
+    hosts_file = Path(args.hosts_file)
+    mirror_root = None
+    if os.environ.get("LAB_MIRROR") == "1":
+        mirror_root = Path(os.environ.get("LAB_MIRROR_ROOT") or cache_dir() / "mirror")
+    down(state)
+    opts = UpOptions(state=state, hosts=hosts_from_counts("lab", args.servers, args.agents),
+                     mirror_root=mirror_root, hosts_file=hosts_file)
+    meta = up(opts)
+    print(f"lab: {len(opts.hosts)} VMs up ({meta['accel']}, {meta['boot_seconds']} s); "
+          f"inventory written to {hosts_file}")
+    if mirror_root:
+        print(f"lab: artifact mirror serving {mirror_root} to the VMs as "
+              f"{{{{ vmlab_mirror_url }}}} (see {hosts_file})")
+    print("lab: next: ansible-playbook site.yml -i inventories/lab   "
+          "(remove the VMs with: make lab-down)")
+    return 0
+
+
+def cmd_lab_down(args: argparse.Namespace) -> int:
+    stopped = down(lab_state())
+    Path(args.hosts_file).unlink(missing_ok=True)
+    log(f"lab: stopped {stopped} VM(s)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vmlab", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    image = sub.add_parser("image", help="build or reuse the cached base image")
+    image.add_argument("--rebuild", action="store_true")
+    image.set_defaults(func=cmd_image)
+    upp = sub.add_parser("up", help="boot VMs")
+    upp.add_argument("--state", required=True)
+    upp.add_argument("--name", default="vm", help="host name prefix (with --servers/--agents)")
+    upp.add_argument("--servers", type=int, default=1)
+    upp.add_argument("--agents", type=int, default=0)
+    upp.add_argument("--spec", help="JSON file ('-' = stdin) of molecule-style platforms")
+    upp.add_argument("--memory", type=int, help="MiB per VM (default $VMLAB_MEMORY or 2048)")
+    upp.add_argument("--timeout", type=float, help="seconds to wait for SSH (default 420)")
+    upp.add_argument("--mirror-root", help="also serve this dir as the artifact mirror")
+    upp.add_argument("--instance-config", help="write molecule's instance config here")
+    upp.add_argument("--molecule-inventory", help="write node_ip etc. as an inventory file here")
+    upp.set_defaults(func=cmd_up)
+    for name, func, helptext in (("down", cmd_down, "stop VMs, remove overlays"),
+                                 ("status", cmd_status, "show VMs")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--state", required=True)
+        p.set_defaults(func=func)
+    default_hosts = str(REPO_ROOT / "inventories" / "lab" / "hosts.yml")
+    lab = sub.add_parser("lab", help="image + 1 server + 2 agents + inventories/lab/hosts.yml")
+    lab.add_argument("--servers", type=int, default=1)
+    lab.add_argument("--agents", type=int, default=2)
+    lab.add_argument("--hosts-file", default=default_hosts)
+    lab.set_defaults(func=cmd_lab)
+    labd = sub.add_parser("lab-down", help="stop the lab VMs and remove the generated hosts file")
+    labd.add_argument("--hosts-file", default=default_hosts)
+    labd.set_defaults(func=cmd_lab_down)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except VmlabError as exc:
+        print(f"vmlab: ERROR: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
