@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Fill an artifact-mirror directory with the K3S stand-in, laid out like a K3S release.
+
+    <root>/<version>/k3s, k3s-arm64, k3s-airgap-images-<arch>.tar.zst,
+                     sha256sum-amd64.txt, sha256sum-arm64.txt
+
+tests/vmlab/mirror.py serves <root> (clients ask for `<url>/<version|urlencode>/<asset>`).
+Each version gets its own copy of the stand-in with the version baked in, so versions have
+different checksums, as real releases do. The images tarball is a placeholder (the
+stand-in runs no containers); it exists so the air-gap path (checksum + copy into
+agent/images) is exercised.
+
+    build_mirror.py --root DIR [--version V]... [--corrupt V]
+
+--corrupt V changes V's `k3s` binary after its checksum was written: a mirror serving a
+binary that does not match sha256sum-amd64.txt (the roles must refuse to install it).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from pathlib import Path
+from typing import Sequence
+
+HERE = Path(__file__).resolve().parent
+STANDIN = HERE / "k3s_standin.py"
+DEFAULT_VERSION = "v1.34.1+k3s1"
+PLACEHOLDER = '"__K3S_STANDIN_VERSION__"'
+
+
+def standin_for(version: str) -> bytes:
+    """The stand-in script with `version` baked in."""
+    text = STANDIN.read_text(encoding="utf-8")
+    if PLACEHOLDER not in text:
+        raise RuntimeError(f"{STANDIN} has no version placeholder {PLACEHOLDER}")
+    return text.replace(PLACEHOLDER, f'"{version}"', 1).encode()
+
+
+def write_assets(target: Path, version: str) -> dict[str, dict[str, str]]:
+    """Write the assets of one version; return {arch: {asset: sha256}}."""
+    target.mkdir(parents=True, exist_ok=True)
+    binary = standin_for(version)
+    sums: dict[str, dict[str, str]] = {"amd64": {}, "arm64": {}}
+    for arch, name in (("amd64", "k3s"), ("arm64", "k3s-arm64")):
+        images = f"k3s-airgap-images-{arch}.tar.zst"
+        contents = {name: binary, images: f"stand-in images {version} {arch}\n".encode()}
+        for asset, data in contents.items():
+            path = target / asset
+            path.write_bytes(data)
+            path.chmod(0o755 if asset == name else 0o644)
+            sums[arch][asset] = hashlib.sha256(data).hexdigest()
+    return sums
+
+
+def write_checksums(target: Path, sums: dict[str, dict[str, str]]) -> None:
+    for arch, assets in sums.items():
+        lines = "".join(f"{digest}  {asset}\n" for asset, digest in sorted(assets.items()))
+        (target / f"sha256sum-{arch}.txt").write_text(lines, encoding="utf-8")
+
+
+def build(root: Path, versions: Sequence[str], corrupt: Sequence[str] = ()) -> list[Path]:
+    built = []
+    for version in versions:
+        target = root / version
+        write_checksums(target, write_assets(target, version))
+        if version in corrupt:
+            with (target / "k3s").open("ab") as handle:
+                handle.write(b"# tampered after the checksum was published\n")
+        built.append(target)
+    return built
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", required=True, type=Path)
+    parser.add_argument("--version", action="append", dest="versions")
+    parser.add_argument("--corrupt", action="append", default=[])
+    args = parser.parse_args(argv)
+    versions = args.versions or [DEFAULT_VERSION]
+    for path in build(args.root, versions, args.corrupt):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,932 @@
+#!/usr/bin/env python3
+"""K3S stand-in for tests: NOT K3S. It never ships in roles/ or plugins/.
+
+It is installed as /usr/local/bin/k3s through the user's own path (artifact mirror +
+sha256sum-<arch>.txt) and enforces the parts of K3S's contract that the cluster roles
+depend on (docs.k3s.io):
+
+* reads /etc/rancher/k3s/config.yaml (flags override it); unknown keys are warned about and
+  skipped, as K3S does;
+* `k3s server`: on an empty data dir, `cluster-init: true` founds an embedded-etcd cluster,
+  `server: URL` joins an existing one, neither starts a single-server (sqlite) datastore;
+  on an existing data dir (server/db) the node restarts as a member and ignores cluster-init;
+  a different token than the one the datastore was created with is fatal;
+* joining (servers and agents) needs the cluster token, either the full
+  `K10<sha256 of the CA bundle>::server:<secret>` form (the CA hash is checked) or the bare
+  secret; a server cannot join a sqlite (non-etcd) server;
+* serves HTTPS (self-signed CA) on 6443: /readyz, /livez, /ping, /cacerts, /version
+  unauthenticated; /api/v1/nodes with the admin client certificate of k3s.yaml;
+* writes /etc/rancher/k3s/k3s.yaml (0600 unless write-kubeconfig-mode), server/token,
+  server/node-token (0600), server/db/, server/manifests/, server/tls/, agent/images/;
+* `k3s agent` registers a node and keeps it Ready with heartbeats;
+* servers share node state by polling each other over the network;
+* `k3s kubectl get nodes [-o json]`, `k3s kubectl get node NAME -o json`,
+  `k3s kubectl get --raw PATH`, `k3s --version`;
+* sends READY=1 over $NOTIFY_SOCKET (Type=notify units) once serving / registered.
+
+Stand-in only: every start is appended to <data-dir>/standin-starts.log, and nodes carry
+`k3s.standin/*` annotations (cluster id, join sequence and time) so tests can check join
+order and that nothing restarted needlessly.
+
+Test knobs (environment): K3S_STANDIN_ROOT (prefix for /etc and /var paths),
+K3S_STANDIN_PORT (default https-listen-port), K3S_STANDIN_HEARTBEAT (s),
+K3S_STANDIN_NODE_GRACE (s a node stays Ready without heartbeat), K3S_STANDIN_JOIN_TIMEOUT (s).
+"""
+
+import base64
+import datetime
+import hashlib
+import http.server
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+VERSION = "__K3S_STANDIN_VERSION__"
+if VERSION.startswith("__"):
+    VERSION = os.environ.get("K3S_STANDIN_VERSION", "v1.34.1+k3s1")
+COMMIT = hashlib.sha1(VERSION.encode()).hexdigest()[:8]
+
+SERVER_KEYS = {
+    "advertise-address", "advertise-port", "agent-token", "agent-token-file", "bind-address",
+    "cluster-cidr", "cluster-dns", "cluster-domain", "cluster-init", "cluster-reset",
+    "cluster-reset-restore-path", "config", "data-dir", "datastore-endpoint", "debug",
+    "default-local-storage-path", "disable", "disable-apiserver", "disable-cloud-controller",
+    "disable-controller-manager", "disable-etcd", "disable-helm-controller",
+    "disable-kube-proxy", "disable-network-policy", "disable-scheduler", "egress-selector-mode",
+    "embedded-registry", "etcd-arg", "etcd-expose-metrics", "etcd-snapshot-compress",
+    "etcd-snapshot-dir", "etcd-snapshot-retention", "etcd-snapshot-schedule-cron",
+    "flannel-backend", "flannel-ipv6-masq", "flannel-iface", "helm-job-image", "https-listen-port",
+    "kube-apiserver-arg", "kube-controller-manager-arg", "kube-proxy-arg", "kube-scheduler-arg",
+    "kubelet-arg", "node-external-ip", "node-ip", "node-label", "node-name", "node-taint",
+    "prefer-bundled-bin", "private-registry", "protect-kernel-defaults", "secrets-encryption",
+    "selinux", "server", "service-cidr", "service-node-port-range", "supervisor-metrics",
+    "system-default-registry", "tls-san", "tls-san-security", "token", "token-file",
+    "write-kubeconfig", "write-kubeconfig-group", "write-kubeconfig-mode", "with-node-id",
+    "disable-agent", "kube-cloud-controller-manager-arg", "airgap-extra-registry",
+}
+AGENT_KEYS = {
+    "config", "data-dir", "debug", "flannel-iface", "kubelet-arg", "kube-proxy-arg",
+    "node-external-ip", "node-ip", "node-label", "node-name", "node-taint",
+    "prefer-bundled-bin", "private-registry", "protect-kernel-defaults", "selinux", "server",
+    "token", "token-file", "with-node-id", "lb-server-port", "airgap-extra-registry",
+    "image-credential-provider-bin-dir", "image-credential-provider-config",
+}
+BOOL_FLAGS = {
+    "cluster-init", "cluster-reset", "debug", "disable-agent", "disable-network-policy",
+    "disable-helm-controller", "disable-kube-proxy", "embedded-registry", "secrets-encryption",
+    "selinux", "protect-kernel-defaults", "prefer-bundled-bin", "with-node-id",
+    "disable-cloud-controller", "etcd-expose-metrics", "flannel-ipv6-masq",
+}
+LIST_KEYS = {"disable", "tls-san", "node-label", "node-taint", "kubelet-arg",
+             "kube-apiserver-arg", "kube-proxy-arg", "etcd-arg", "node-external-ip"}
+
+
+class StandinError(Exception):
+    """A fatal error, printed like K3S's `level=fatal` lines."""
+
+
+def log(level: str, msg: str) -> None:
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    sys.stderr.write('time="%s" level=%s msg="%s"\n' % (stamp, level, msg))
+    sys.stderr.flush()
+
+
+def rooted(path: str) -> str:
+    return os.environ.get("K3S_STANDIN_ROOT", "") + path
+
+
+def env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+# --------------------------------------------------------------------------- config
+
+
+def _scalar(text: str):
+    text = text.strip()
+    if text.startswith("[") and text.endswith("]"):
+        inner = text[1:-1].strip()
+        return [_scalar(part) for part in inner.split(",")] if inner else []
+    if text == "{}":
+        return {}
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return json.loads(text)
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        return text[1:-1].replace("''", "'")
+    if text in ("true", "True", "TRUE"):
+        return True
+    if text in ("false", "False", "FALSE"):
+        return False
+    if text in ("null", "~", ""):
+        return None
+    return text
+
+
+def parse_config(text: str) -> dict:
+    """Parse the flat YAML subset K3S config files use (keys, scalars, lists)."""
+    data: dict = {}
+    key = None
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.rstrip()
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#") or stripped == "---":
+            continue
+        if stripped.startswith("- ") or stripped == "-":
+            if key is None:
+                raise StandinError("config line %d: list item without a key" % number)
+            if data[key] is None:
+                data[key] = []
+            if not isinstance(data[key], list):
+                raise StandinError("config line %d: list item under scalar key %s" % (number, key))
+            data[key].append(_scalar(stripped[1:]))
+            continue
+        if line[0] in " \t":
+            raise StandinError("config line %d: nested mappings are not valid here" % number)
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise StandinError("config line %d: expected 'key: value'" % number)
+        key = str(_scalar(name))
+        data[key] = _scalar(value) if value.strip() else None
+    return data
+
+
+def parse_flags(args: list) -> dict:
+    flags: dict = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("-"):
+            raise StandinError("unexpected argument %r" % arg)
+        name = arg.lstrip("-")
+        value = None
+        if "=" in name:
+            name, value = name.split("=", 1)
+        name = {"c": "config", "d": "data-dir", "t": "token", "s": "server"}.get(name, name)
+        if value is None:
+            if name in BOOL_FLAGS:
+                value = True
+            else:
+                i += 1
+                if i >= len(args):
+                    raise StandinError("flag needs an argument: --%s" % name)
+                value = args[i]
+        if name in LIST_KEYS:
+            flags.setdefault(name, []).extend(str(value).split(","))
+        else:
+            flags[name] = value
+        i += 1
+    return flags
+
+
+def load_config(command: str, flags: dict) -> dict:
+    path = flags.get("config") or os.environ.get("K3S_CONFIG_FILE") or rooted("/etc/rancher/k3s/config.yaml")
+    config: dict = {}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            config = parse_config(handle.read())
+    known = SERVER_KEYS if command == "server" else AGENT_KEYS
+    for key in sorted(config):
+        if key not in known:
+            log("warning", "Unknown flag --%s found in config.yaml, skipping" % key)
+            del config[key]
+    for key, value in flags.items():
+        if key in LIST_KEYS and isinstance(config.get(key), list):
+            config[key] = config[key] + value
+        else:
+            config[key] = value
+    for key in LIST_KEYS:
+        if key in config and not isinstance(config[key], list):
+            config[key] = [] if config[key] is None else [config[key]]
+    if os.environ.get("K3S_TOKEN") and "token" not in config:
+        config["token"] = os.environ["K3S_TOKEN"]
+    if os.environ.get("K3S_URL") and "server" not in config:
+        config["server"] = os.environ["K3S_URL"]
+    return config
+
+
+def read_token(config: dict):
+    """The token from token-file (preferred) or token; None when neither is set."""
+    if config.get("token-file"):
+        path = rooted(str(config["token-file"]))
+        try:
+            with open(path, encoding="utf-8") as handle:
+                token = handle.read().strip()
+        except OSError as exc:
+            raise StandinError("failed to read token file %s: %s" % (config["token-file"], exc))
+        if not token:
+            raise StandinError("token file %s is empty" % config["token-file"])
+        return token
+    if config.get("token") not in (None, ""):
+        return str(config["token"])
+    return None
+
+
+TOKEN_RE = re.compile(r"^K10([0-9a-f]{64})::([a-z]+):(.+)$")
+
+
+def split_token(token: str):
+    """Return (ca_hash or None, secret) for a full K10 token or a bare secret."""
+    match = TOKEN_RE.match(token)
+    if match:
+        return match.group(1), match.group(3)
+    if token.startswith("K10"):
+        raise StandinError("failed to normalize server token; must be in format K10<CA-HASH>::<USERNAME>:<PASSWORD> or <PASSWORD>")
+    return None, token
+
+
+# --------------------------------------------------------------------------- TLS
+
+
+def openssl(*args: str) -> None:
+    result = subprocess.run(["openssl"] + list(args), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise StandinError("openssl %s failed: %s" % (args[0], result.stderr.strip()))
+
+
+def write_private(path: str, content: str, mode: int = 0o600) -> None:
+    """Write content atomically with mode, unless it is already there unchanged."""
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            if handle.read() == content:
+                os.chmod(path, mode)
+                return
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(content)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def make_ca(tls: str) -> None:
+    openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", tls + "/server-ca.key")
+    os.chmod(tls + "/server-ca.key", 0o600)
+    openssl("req", "-x509", "-new", "-key", tls + "/server-ca.key", "-days", "3650",
+            "-subj", "/CN=k3s-server-ca@%d" % int(time.time()), "-out", tls + "/server-ca.crt")
+
+
+def sign(tls: str, name: str, subject: str, extensions: str) -> None:
+    key, csr, crt = (tls + "/%s.%s" % (name, ext) for ext in ("key", "csr", "crt"))
+    if not os.path.exists(key):
+        openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key)
+        os.chmod(key, 0o600)
+    openssl("req", "-new", "-key", key, "-subj", subject, "-out", csr)
+    with tempfile.NamedTemporaryFile("w", suffix=".cnf", delete=False) as ext:
+        ext.write(extensions + "\n")
+    try:
+        openssl("x509", "-req", "-in", csr, "-CA", tls + "/server-ca.crt", "-CAkey",
+                tls + "/server-ca.key", "-CAcreateserial", "-days", "3650", "-out", crt,
+                "-extfile", ext.name)
+    finally:
+        os.unlink(ext.name)
+        os.unlink(csr)
+
+
+def serving_sans(config: dict, node_ip: str) -> list:
+    sans = ["DNS:localhost", "DNS:kubernetes", "DNS:kubernetes.default", "IP:127.0.0.1", "IP:" + node_ip]
+    for san in config.get("tls-san") or []:
+        san = str(san)
+        sans.append(("IP:" if re.match(r"^[0-9.]+$|:", san) else "DNS:") + san)
+    return list(dict.fromkeys(sans))
+
+
+def ca_hash(pem: bytes) -> str:
+    return hashlib.sha256(pem).hexdigest()
+
+
+# --------------------------------------------------------------------------- state
+
+
+class Cluster:
+    """The datastore: cluster id, secret, datastore kind and the node table."""
+
+    def __init__(self, path: str, data: dict):
+        self.path = path
+        self.data = data
+        self.lock = threading.Lock()
+
+    @classmethod
+    def load(cls, path: str) -> "Cluster":
+        with open(path, encoding="utf-8") as handle:
+            return cls(path, json.load(handle))
+
+    def save(self) -> None:
+        write_private(self.path, json.dumps(self.data, indent=1, sort_keys=True))
+
+    def nodes(self) -> dict:
+        return self.data.setdefault("nodes", {})
+
+    def register(self, node: dict) -> dict:
+        with self.lock:
+            nodes = self.nodes()
+            old = nodes.get(node["name"])
+            if old and old.get("role") == node["role"]:
+                old.update({k: node[k] for k in ("ip", "url", "version") if k in node})
+                old["last_seen"] = time.time()
+                entry = old
+            else:
+                seq = max([n.get("join_seq", 0) for n in nodes.values()] + [0]) + 1
+                entry = dict(node, join_seq=seq, joined_at=time.time(), last_seen=time.time())
+                nodes[node["name"]] = entry
+            self.save()
+            return dict(entry)
+
+    def touch(self, name: str) -> bool:
+        with self.lock:
+            node = self.nodes().get(name)
+            if node is None:
+                return False
+            node["last_seen"] = time.time()
+            self.save()
+            return True
+
+    def merge(self, other: dict) -> None:
+        if other.get("cluster_id") != self.data.get("cluster_id"):
+            return
+        with self.lock:
+            nodes = self.nodes()
+            for name, node in other.get("nodes", {}).items():
+                mine = nodes.get(name)
+                if mine is None or node.get("joined_at", 0) > mine.get("joined_at", 0):
+                    nodes[name] = node
+                elif node.get("joined_at") == mine.get("joined_at"):
+                    mine["last_seen"] = max(mine.get("last_seen", 0), node.get("last_seen", 0))
+            self.save()
+
+    def members(self) -> list:
+        return [n["url"] for n in self.nodes().values() if n.get("role") == "server" and n.get("url")]
+
+
+def node_object(node: dict, cluster_id: str, grace: float) -> dict:
+    ready = time.time() - node.get("last_seen", 0) <= grace
+    labels = {
+        "kubernetes.io/hostname": node["name"],
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": node.get("arch", "amd64"),
+        "node.kubernetes.io/instance-type": "k3s",
+    }
+    if node.get("role") == "server":
+        labels["node-role.kubernetes.io/control-plane"] = "true"
+        labels["node-role.kubernetes.io/master"] = "true"
+        if node.get("etcd"):
+            labels["node-role.kubernetes.io/etcd"] = "true"
+    joined = datetime.datetime.fromtimestamp(node.get("joined_at", 0), datetime.timezone.utc)
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": node["name"],
+            "labels": labels,
+            "creationTimestamp": joined.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "annotations": {
+                "k3s.standin/cluster-id": cluster_id,
+                "k3s.standin/join-seq": str(node.get("join_seq", 0)),
+                "k3s.standin/joined-at": "%.3f" % node.get("joined_at", 0),
+                "k3s.standin/mode": node.get("mode", ""),
+                "k3s.standin/joined-via": node.get("via", ""),
+            },
+        },
+        "spec": {},
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": node.get("ip", "")},
+                          {"type": "Hostname", "address": node["name"]}],
+            "conditions": [{"type": "Ready", "status": "True" if ready else "Unknown",
+                            "reason": "KubeletReady" if ready else "NodeStatusUnknown"}],
+            "nodeInfo": {"kubeletVersion": node.get("version", VERSION),
+                         "architecture": node.get("arch", "amd64"),
+                         "operatingSystem": "linux"},
+        },
+    }
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+def http_json(url: str, context: ssl.SSLContext, body=None, headers=None, timeout: float = 10):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
+    request.add_header("Content-Type", "application/json")
+    for key, value in (headers or {}).items():
+        request.add_header(key, value)
+    with urllib.request.urlopen(request, context=context, timeout=timeout) as response:
+        raw = response.read()
+    return json.loads(raw) if raw[:1] in (b"{", b"[") else raw.decode()
+
+
+def unverified_context() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def ca_context(ca_pem: str) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.load_verify_locations(cadata=ca_pem)
+    return context
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    server_version = "k3s-standin"
+    daemon = None  # set by Daemon
+
+    def setup(self):
+        self.request.settimeout(15)
+        self.request.do_handshake()
+        super().setup()
+
+    def log_message(self, fmt, *args):  # quiet: K3S does not log every request
+        if os.environ.get("K3S_STANDIN_DEBUG"):
+            log("debug", fmt % args)
+
+    def reply(self, code: int, body, content_type: str = "application/json") -> None:
+        raw = body if isinstance(body, bytes) else (
+            json.dumps(body).encode() if content_type == "application/json" else str(body).encode())
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def status(self, code: int, message: str) -> None:
+        self.reply(code, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                          "message": message, "code": code})
+
+    def authenticated(self) -> bool:
+        return bool(self.connection.getpeercert())
+
+    def do_GET(self):  # noqa: N802 (http.server API)
+        daemon = self.daemon
+        path = self.path.split("?", 1)[0]
+        if path in ("/readyz", "/livez", "/healthz"):
+            return self.reply(200, "ok", "text/plain") if daemon.ready else self.reply(503, "not ready", "text/plain")
+        if path == "/ping":
+            return self.reply(200, "pong", "text/plain")
+        if path == "/cacerts":
+            return self.reply(200, daemon.ca_pem.encode(), "text/plain")
+        if path == "/version":
+            return self.reply(200, {"major": "1", "minor": VERSION.split(".")[1], "gitVersion": VERSION,
+                                    "gitCommit": COMMIT, "platform": "linux/amd64"})
+        if path == "/standin/state":
+            if self.headers.get("X-Standin-Secret") != daemon.secret:
+                return self.status(401, "Unauthorized")
+            return self.reply(200, daemon.cluster.data)
+        if not self.authenticated():
+            return self.status(401, "Unauthorized")
+        if path == "/api/v1/nodes":
+            return self.reply(200, daemon.node_list())
+        if path.startswith("/api/v1/nodes/"):
+            name = path.rsplit("/", 1)[1]
+            items = [i for i in daemon.node_list()["items"] if i["metadata"]["name"] == name]
+            if not items:
+                return self.status(404, 'nodes "%s" not found' % name)
+            return self.reply(200, items[0])
+        return self.status(404, "the server could not find the requested resource")
+
+    def do_POST(self):  # noqa: N802 (http.server API)
+        daemon = self.daemon
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            return self.status(400, "invalid JSON")
+        if self.path == "/standin/join":
+            code, answer = daemon.handle_join(body)
+            return self.reply(code, answer)
+        if self.path == "/standin/heartbeat":
+            if body.get("secret") != daemon.secret:
+                return self.status(401, "Unauthorized")
+            if not daemon.cluster.touch(body.get("name", "")):
+                return self.status(404, "node not registered")
+            return self.reply(200, {"members": daemon.cluster.members()})
+        return self.status(404, "the server could not find the requested resource")
+
+
+class ServerDaemon:
+    """`k3s server`."""
+
+    def __init__(self, config: dict):
+        self.config = config
+        self.data_dir = rooted(str(config.get("data-dir") or "/var/lib/rancher/k3s"))
+        self.port = int(os.environ.get("K3S_STANDIN_PORT") or config.get("https-listen-port") or 6443)
+        self.node_name = str(config.get("node-name") or socket.gethostname()).lower()
+        self.node_ip = str(config.get("node-ip") or default_ip())
+        self.url = "https://%s:%d" % (self.node_ip, self.port)
+        self.grace = env_float("K3S_STANDIN_NODE_GRACE", 40)
+        self.heartbeat = env_float("K3S_STANDIN_HEARTBEAT", 5)
+        self.ready = False
+        self.cluster = None
+        self.secret = ""
+        self.ca_pem = ""
+        self.mode = ""
+        self.stop = threading.Event()
+
+    # -- paths
+    def p(self, rel: str) -> str:
+        return os.path.join(self.data_dir, rel)
+
+    def prepare_dirs(self) -> None:
+        for rel, mode in (("server", 0o700), ("server/tls", 0o700), ("server/manifests", 0o755),
+                          ("agent", 0o755), ("agent/images", 0o755)):
+            os.makedirs(self.p(rel), exist_ok=True)
+            os.chmod(self.p(rel), mode)
+        os.makedirs(rooted("/etc/rancher/k3s"), exist_ok=True)
+
+    # -- bootstrap
+    def bootstrap(self) -> None:
+        token = read_token(self.config)
+        db = self.p("server/db")
+        state = os.path.join(db, "state.json")
+        if os.path.exists(state):
+            self.restart_member(state, token)
+        elif self.config.get("server"):
+            self.join(str(self.config["server"]), token)
+        else:
+            self.init(token, etcd=bool(self.config.get("cluster-init")))
+        self.write_files()
+
+    def restart_member(self, state: str, token) -> None:
+        self.cluster = Cluster.load(state)
+        self.secret = self.cluster.data["secret"]
+        if token is not None and split_token(token)[1] != self.secret:
+            raise StandinError("starting kubernetes: preparing server: bootstrap data already found and encrypted with different token")
+        self.mode = "restart"
+        with open(self.p("server/tls/server-ca.crt"), encoding="utf-8") as handle:
+            self.ca_pem = handle.read()
+        self.cluster.register(self.own_node(self.cluster.nodes().get(self.node_name, {}).get("mode", "restart")))
+
+    def init(self, token, etcd: bool) -> None:
+        db = self.p("server/db")
+        os.makedirs(db, mode=0o700, exist_ok=True)
+        tls = self.p("server/tls")
+        make_ca(tls)
+        with open(tls + "/server-ca.crt", encoding="utf-8") as handle:
+            self.ca_pem = handle.read()
+        if token is not None:
+            expected, self.secret = split_token(token)
+            if expected and expected != ca_hash(self.ca_pem.encode()):
+                raise StandinError("token CA hash does not match the Cluster CA certificate hash")
+        else:
+            self.secret = uuid.uuid4().hex
+        self.mode = "cluster-init" if etcd else "sqlite"
+        self.cluster = Cluster(os.path.join(db, "state.json"), {
+            "cluster_id": uuid.uuid4().hex, "secret": self.secret,
+            "datastore": "etcd" if etcd else "sqlite", "nodes": {}})
+        self.cluster.register(self.own_node(self.mode))
+        log("info", "Cluster %s initialised (%s datastore)" % (self.cluster.data["cluster_id"], self.cluster.data["datastore"]))
+
+    def join(self, server: str, token) -> None:
+        if token is None:
+            raise StandinError("--token is required to join a cluster (token or token-file)")
+        answer = join_cluster(server, token, {
+            "role": "server", "name": self.node_name, "ip": self.node_ip, "url": self.url,
+            "version": VERSION, "etcd": True, "mode": "join"})
+        db = self.p("server/db")
+        os.makedirs(db, mode=0o700, exist_ok=True)
+        tls = self.p("server/tls")
+        self.ca_pem = answer["ca_crt"]
+        write_private(tls + "/server-ca.crt", answer["ca_crt"], 0o644)
+        write_private(tls + "/server-ca.key", answer["ca_key"])
+        self.secret = split_token(token)[1]
+        self.mode = "join"
+        self.cluster = Cluster(os.path.join(db, "state.json"), answer["state"])
+        self.cluster.save()
+        log("info", "Joined cluster %s via %s" % (self.cluster.data["cluster_id"], server))
+
+    def own_node(self, mode: str) -> dict:
+        return {"role": "server", "name": self.node_name, "ip": self.node_ip, "url": self.url,
+                "version": VERSION, "etcd": self.cluster.data.get("datastore") == "etcd" if self.cluster else True,
+                "mode": mode, "arch": arch()}
+
+    def write_files(self) -> None:
+        tls = self.p("server/tls")
+        ext = "subjectAltName=" + ",".join(serving_sans(self.config, self.node_ip))
+        sign(tls, "serving-kube-apiserver", "/CN=kube-apiserver", ext + "\nextendedKeyUsage=serverAuth")
+        if not os.path.exists(tls + "/client-admin.crt"):
+            sign(tls, "client-admin", "/O=system:masters/CN=system:admin", "extendedKeyUsage=clientAuth")
+        full = "K10%s::server:%s\n" % (ca_hash(self.ca_pem.encode()), self.secret)
+        write_private(self.p("server/token"), full)
+        write_private(self.p("server/node-token"), full)
+        self.write_kubeconfig()
+
+    def write_kubeconfig(self) -> None:
+        tls = self.p("server/tls")
+
+        def b64(name: str) -> str:
+            with open(os.path.join(tls, name), "rb") as handle:
+                return base64.b64encode(handle.read()).decode()
+
+        text = KUBECONFIG % {"ca": b64("server-ca.crt"), "port": self.port,
+                             "crt": b64("client-admin.crt"), "key": b64("client-admin.key")}
+        mode = int(str(self.config.get("write-kubeconfig-mode") or "0600"), 8)
+        target = rooted(str(self.config.get("write-kubeconfig") or "/etc/rancher/k3s/k3s.yaml"))
+        write_private(target, text, mode)
+
+    # -- serving
+    def node_list(self) -> dict:
+        items = [node_object(n, self.cluster.data["cluster_id"], self.grace)
+                 for n in sorted(self.cluster.nodes().values(), key=lambda n: n.get("join_seq", 0))]
+        return {"kind": "NodeList", "apiVersion": "v1", "metadata": {}, "items": items}
+
+    def handle_join(self, body: dict):
+        try:
+            _, secret = split_token(str(body.get("token", "")))
+        except StandinError as exc:
+            return 400, {"message": str(exc)}
+        if secret != self.secret:
+            return 401, {"message": "Unauthorized: token does not match the cluster token"}
+        role = body.get("role")
+        if role == "server" and self.cluster.data.get("datastore") != "etcd":
+            return 400, {"message": "this server is not a member of an etcd cluster: "
+                                    "start the first server with cluster-init to add servers"}
+        if role not in ("server", "agent") or not body.get("name"):
+            return 400, {"message": "bad join request"}
+        node = {k: body[k] for k in ("role", "name", "ip", "url", "version", "etcd", "mode", "arch") if k in body}
+        node["via"] = self.node_name
+        self.cluster.register(node)
+        answer = {"state": self.cluster.data, "members": self.cluster.members(), "ca_crt": self.ca_pem}
+        if role == "server":
+            with open(self.p("server/tls/server-ca.key"), encoding="utf-8") as handle:
+                answer["ca_key"] = handle.read()
+        return 200, answer
+
+    def sync_loop(self) -> None:
+        context = ca_context(self.ca_pem)
+        while not self.stop.wait(self.heartbeat):
+            self.cluster.touch(self.node_name)
+            for url in self.cluster.members():
+                if url == self.url:
+                    continue
+                try:
+                    other = http_json(url + "/standin/state", context, headers={"X-Standin-Secret": self.secret}, timeout=5)
+                    self.cluster.merge(other)
+                except (OSError, ValueError, urllib.error.URLError):
+                    pass
+
+    def serve(self) -> None:
+        tls = self.p("server/tls")
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tls + "/serving-kube-apiserver.crt", tls + "/serving-kube-apiserver.key")
+        context.load_verify_locations(tls + "/server-ca.crt")
+        context.verify_mode = ssl.CERT_OPTIONAL
+        handler = type("BoundHandler", (Handler,), {"daemon": self})
+        httpd = http.server.ThreadingHTTPServer(("0.0.0.0", self.port), handler)
+        httpd.daemon_threads = True
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
+        threading.Thread(target=self.sync_loop, daemon=True).start()
+        self.ready = True
+        append_start_log(self.data_dir, "server", self.mode, self.cluster.data["cluster_id"])
+        log("info", "k3s is up and running (stand-in %s, %s)" % (VERSION, self.mode))
+        sd_notify("READY=1")
+        install_signals(httpd, self.stop)
+        httpd.serve_forever()
+
+    def run(self) -> int:
+        self.prepare_dirs()
+        self.bootstrap()
+        self.serve()
+        return 0
+
+
+KUBECONFIG = """apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: %(ca)s
+    server: https://127.0.0.1:%(port)d
+  name: default
+contexts:
+- context:
+    cluster: default
+    user: default
+  name: default
+current-context: default
+kind: Config
+preferences: {}
+users:
+- name: default
+  user:
+    client-certificate-data: %(crt)s
+    client-key-data: %(key)s
+"""
+
+
+def join_cluster(server: str, token: str, node: dict) -> dict:
+    """Fetch /cacerts, check the token's CA hash, then ask the server to let us in."""
+    expected, _ = split_token(token)
+    deadline = time.time() + env_float("K3S_STANDIN_JOIN_TIMEOUT", 120)
+    server = server.rstrip("/")
+    while True:
+        try:
+            ca_pem = http_json(server + "/cacerts", unverified_context(), timeout=5)
+            break
+        except (OSError, urllib.error.URLError) as exc:
+            if time.time() > deadline:
+                raise StandinError("failed to get CA certs from %s: %s" % (server, exc))
+            log("info", "Waiting to retrieve cluster CA from %s: %s" % (server, exc))
+            time.sleep(2)
+    if expected and expected != ca_hash(ca_pem.encode()):
+        raise StandinError("failed to validate token: token CA hash does not match the Cluster CA certificate hash")
+    try:
+        return http_json(server + "/standin/join", ca_context(ca_pem), body=dict(node, token=token))
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("message")
+        except ValueError:
+            message = exc.reason
+        raise StandinError("failed to join %s: %s %s" % (server, exc.code, message))
+
+
+class AgentDaemon:
+    """`k3s agent`: register a node with a server and keep it Ready."""
+
+    def __init__(self, config: dict):
+        self.config = config
+        self.data_dir = rooted(str(config.get("data-dir") or "/var/lib/rancher/k3s"))
+        self.node_name = str(config.get("node-name") or socket.gethostname()).lower()
+        self.node_ip = str(config.get("node-ip") or default_ip())
+        self.heartbeat = env_float("K3S_STANDIN_HEARTBEAT", 5)
+        self.stop = threading.Event()
+
+    def run(self) -> int:
+        server = self.config.get("server")
+        if not server:
+            raise StandinError("--server is required")
+        token = read_token(self.config)
+        if token is None:
+            raise StandinError("--token is required")
+        for rel in ("agent", "agent/images"):
+            os.makedirs(os.path.join(self.data_dir, rel), exist_ok=True)
+        answer = join_cluster(str(server), token, {
+            "role": "agent", "name": self.node_name, "ip": self.node_ip, "version": VERSION,
+            "mode": "agent", "arch": arch()})
+        cluster_id = answer["state"]["cluster_id"]
+        write_private(os.path.join(self.data_dir, "agent/standin-agent.json"),
+                      json.dumps({"cluster_id": cluster_id, "server": server}))
+        append_start_log(self.data_dir, "agent", "agent", cluster_id)
+        log("info", "Node %s registered with %s" % (self.node_name, server))
+        sd_notify("READY=1")
+        secret = split_token(token)[1]
+        context = ca_context(answer["ca_crt"])
+        members = [str(server).rstrip("/")] + answer.get("members", [])
+        signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
+        while not self.stop.wait(self.heartbeat):
+            for url in list(dict.fromkeys(members)):
+                try:
+                    reply = http_json(url + "/standin/heartbeat", context,
+                                      body={"name": self.node_name, "secret": secret}, timeout=5)
+                    members = [str(server).rstrip("/")] + reply.get("members", [])
+                    break
+                except (OSError, ValueError, urllib.error.URLError):
+                    continue
+        return 0
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def default_ip() -> str:
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("10.255.255.255", 1))
+        return probe.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
+    finally:
+        probe.close()
+
+
+def arch() -> str:
+    machine = os.uname().machine
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+
+
+def append_start_log(data_dir: str, role: str, mode: str, cluster_id: str) -> None:
+    with open(os.path.join(data_dir, "standin-starts.log"), "a", encoding="utf-8") as handle:
+        handle.write("%.3f %s %s %s %s\n" % (time.time(), role, mode, cluster_id, VERSION))
+
+
+def sd_notify(message: str) -> None:
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.connect(address)
+        sock.sendall(message.encode())
+
+
+def install_signals(httpd, stop: threading.Event) -> None:
+    def handler(*_):
+        stop.set()
+        threading.Thread(target=httpd.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+# --------------------------------------------------------------------------- kubectl
+
+
+def kubeconfig_parts() -> dict:
+    path = os.environ.get("KUBECONFIG") or rooted("/etc/rancher/k3s/k3s.yaml")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise StandinError("error loading config file \"%s\": %s" % (path, exc.strerror))
+    parts = {}
+    for key in ("server", "certificate-authority-data", "client-certificate-data", "client-key-data"):
+        match = re.search(r"^\s*%s:\s*(\S+)\s*$" % re.escape(key), text, re.M)
+        if not match:
+            raise StandinError("kubeconfig %s has no %s" % (path, key))
+        parts[key] = match.group(1)
+    return parts
+
+
+def api_get(path: str):
+    parts = kubeconfig_parts()
+    context = ca_context(base64.b64decode(parts["certificate-authority-data"]).decode())
+    with tempfile.TemporaryDirectory() as tmp:
+        crt, key = os.path.join(tmp, "c.crt"), os.path.join(tmp, "c.key")
+        for name, field in ((crt, "client-certificate-data"), (key, "client-key-data")):
+            with open(name, "wb") as handle:
+                handle.write(base64.b64decode(parts[field]))
+        context.load_cert_chain(crt, key)
+    try:
+        return http_json(parts["server"].rstrip("/") + path, context)
+    except urllib.error.HTTPError as exc:
+        raise StandinError("Error from server (%s): %s" % (exc.code, exc.reason))
+    except (OSError, urllib.error.URLError) as exc:
+        raise StandinError("The connection to the server %s was refused - did you specify the right host or port? (%s)" % (parts["server"], exc))
+
+
+def kubectl(args: list) -> int:
+    output = ""
+    if "-o" in args:
+        index = args.index("-o")
+        output = args[index + 1] if index + 1 < len(args) else ""
+        args = args[:index] + args[index + 2:]
+    args = [a for a in args if not a.startswith("--request-timeout")]
+    if args[:2] == ["get", "--raw"] and len(args) == 3:
+        result = api_get(args[2])
+        print(json.dumps(result) if not isinstance(result, str) else result)
+        return 0
+    if args[:1] == ["get"] and len(args) in (2, 3) and args[1] in ("nodes", "node", "no"):
+        path = "/api/v1/nodes" + ("/" + args[2] if len(args) == 3 else "")
+        result = api_get(path)
+        if output == "json":
+            print(json.dumps(result, indent=4))
+            return 0
+        if output not in ("", "wide"):
+            raise StandinError("the K3S stand-in does not implement -o %s" % output)
+        items = result["items"] if result.get("kind") == "NodeList" else [result]
+        print("%-20s %-10s %-30s %s" % ("NAME", "STATUS", "ROLES", "VERSION"))
+        for item in items:
+            ready = [c for c in item["status"]["conditions"] if c["type"] == "Ready"][0]["status"] == "True"
+            roles = ",".join(sorted(k.rsplit("/", 1)[1] for k in item["metadata"]["labels"]
+                                    if k.startswith("node-role.kubernetes.io/"))) or "<none>"
+            print("%-20s %-10s %-30s %s" % (item["metadata"]["name"], "Ready" if ready else "NotReady",
+                                            roles, item["status"]["nodeInfo"]["kubeletVersion"]))
+        return 0
+    raise StandinError("the K3S stand-in does not implement 'kubectl %s'" % " ".join(args))
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list) -> int:
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print("usage: k3s [--version] server|agent|kubectl ... (K3S stand-in for tests)")
+        return 0
+    if argv[0] in ("--version", "-v", "version"):
+        print("k3s version %s (%s)\ngo version go1.24.6" % (VERSION, COMMIT))
+        return 0
+    command, rest = argv[0], argv[1:]
+    try:
+        if command == "kubectl":
+            return kubectl(rest)
+        if command in ("server", "agent"):
+            config = load_config(command, parse_flags(rest))
+            daemon = ServerDaemon(config) if command == "server" else AgentDaemon(config)
+            return daemon.run()
+        raise StandinError("the K3S stand-in does not implement '%s'" % command)
+    except StandinError as exc:
+        log("fatal", str(exc))
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
