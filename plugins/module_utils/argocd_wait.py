@@ -1,0 +1,255 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) dictamesh.k3s_gitops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Waiting on an Argo CD application: stream first, polling as the fallback.
+
+The predicates here never take an earlier operation's state for the one this
+module started (see ``OperationTracker``).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import time
+
+from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_client import (
+    ArgoCDConnectionError,
+    ArgoCDError,
+)
+
+RUNNING_PHASES = frozenset(("Running", "Terminating"))
+FAILED_PHASES = frozenset(("Failed", "Error"))
+STREAM_READ_TIMEOUT = 30
+
+
+class WaitTimeout(Exception):
+    def __init__(self, message, last=None):
+        super(WaitTimeout, self).__init__(message)
+        self.last = last
+
+
+class SyncFailed(Exception):
+    def __init__(self, message, application=None):
+        super(SyncFailed, self).__init__(message)
+        self.application = application
+
+
+def parse_time(value):
+    """RFC 3339 (``2024-01-02T03:04:05Z``) -> aware datetime, or None."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    if "." in text:  # drop fractions: Argo CD times have second resolution
+        head, _, tail = text.partition(".")
+        offset = ""
+        for sign in ("+", "-"):
+            if sign in tail:
+                offset = sign + tail.split(sign, 1)[1]
+        text = head + offset
+    try:
+        return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z")
+    except ValueError:
+        return None
+
+
+def status_of(app):
+    return (app or {}).get("status") or {}
+
+
+def operation_state(app):
+    return status_of(app).get("operationState") or {}
+
+
+def operation_key(app):
+    state = operation_state(app)
+    if not state:
+        return None
+    return (state.get("startedAt"), state.get("finishedAt"), state.get("phase"))
+
+
+def operation_running(app):
+    """True while an operation is requested or running on ``app``."""
+    if (app or {}).get("operation"):
+        return True
+    state = operation_state(app)
+    return state.get("phase") in RUNNING_PHASES and not state.get("finishedAt")
+
+
+def resource_messages(app):
+    """``Kind/namespace/name: status: message`` of each sync result with a message, failures first."""
+    results = (operation_state(app).get("syncResult") or {}).get("resources") or []
+    failed, other = [], []
+    for res in results:
+        if not res.get("message"):
+            continue
+        where = "/".join(x for x in (res.get("kind"), res.get("namespace"), res.get("name")) if x)
+        line = "%s: %s: %s" % (where, res.get("status") or res.get("hookPhase") or "?", res["message"])
+        bad = res.get("status") == "SyncFailed" or res.get("hookPhase") in ("Failed", "Error")
+        (failed if bad else other).append(line)
+    return failed + other
+
+
+def degraded_messages(app):
+    lines = []
+    for res in status_of(app).get("resources") or []:
+        health = res.get("health") or {}
+        if health.get("status") == "Degraded":
+            where = "/".join(x for x in (res.get("kind"), res.get("namespace"), res.get("name")) if x)
+            lines.append("%s: %s" % (where, health.get("message") or "Degraded"))
+    return lines
+
+
+class OperationTracker:
+    """Recognise the operation this module started.
+
+    ``previous`` is the (startedAt, finishedAt, phase) of the operation state
+    read just before the sync request, once no operation was running; ``floor``
+    is the server's ``Date`` of the sync answer (second resolution). A state
+    counts as ours when it started at or after ``floor`` and differs from
+    ``previous`` (or was seen running). A stale read served by the server's
+    cache, or a watch's first event, shows the previous state and is ignored.
+    """
+
+    def __init__(self, previous, floor):
+        self.previous = previous
+        self.floor = floor.replace(microsecond=0) if floor else None
+        self.seen_running = False
+
+    def is_ours(self, app):
+        state = operation_state(app)
+        started = parse_time(state.get("startedAt"))
+        if started is None:
+            return False
+        if self.floor is not None and started < self.floor:
+            return False
+        if operation_running(app):
+            if operation_key(app) != self.previous:
+                self.seen_running = True
+            return self.seen_running
+        return self.seen_running or operation_key(app) != self.previous
+
+    def finished(self, app):
+        """True once our operation has finished (any phase); raises nothing."""
+        return self.is_ours(app) and not operation_running(app) and bool(operation_state(app).get("finishedAt"))
+
+
+def check_phase(app):
+    """Raise SyncFailed for a Failed/Error operation state."""
+    state = operation_state(app)
+    if state.get("phase") in FAILED_PHASES:
+        lines = resource_messages(app)
+        detail = ("; ".join(lines)) if lines else "no resource messages"
+        raise SyncFailed(
+            "sync operation ended with phase %s: %s. Resources: %s"
+            % (state.get("phase"), state.get("message") or "", detail),
+            application=app,
+        )
+
+
+def converged_predicate(wait_for, finished_at):
+    """Predicate for sync/health after the operation finished at ``finished_at``.
+
+    Only a comparison made after the operation finished (``status.reconciledAt``
+    >= ``finishedAt``) counts: before that, sync and health keep old values.
+    """
+    finished = parse_time(finished_at)
+
+    def predicate(app):
+        status = status_of(app)
+        reconciled = parse_time(status.get("reconciledAt"))
+        if finished is not None and (reconciled is None or reconciled < finished):
+            return False
+        health = (status.get("health") or {}).get("status")
+        if "health" in wait_for and health == "Degraded":
+            lines = degraded_messages(app)
+            message = (status.get("health") or {}).get("message") or ""
+            raise SyncFailed(
+                "application health is Degraded %s%s" % (message, (": " + "; ".join(lines)) if lines else ""),
+                application=app,
+            )
+        if "sync" in wait_for and (status.get("sync") or {}).get("status") != "Synced":
+            return False
+        if "health" in wait_for and health != "Healthy":
+            return False
+        return True
+
+    return predicate
+
+
+class ApplicationWaiter:
+    """Wait for a predicate on one application, on the stream or by polling."""
+
+    def __init__(self, client, name, project=None, app_namespace=None, use_stream=True,
+                 poll_interval=2.0, clock=None, sleep=None):
+        self.client = client
+        self.name = name
+        self.project = project
+        self.app_namespace = app_namespace
+        self.use_stream = use_stream
+        self.poll_interval = poll_interval
+        self.clock = clock or time.monotonic
+        self.sleep = sleep or time.sleep
+        self.method = "stream" if use_stream else "poll"
+        self.fallback_reason = None
+        self.last = None
+
+    def wait(self, predicate, deadline, what):
+        if self.use_stream:
+            try:
+                return self._wait_stream(predicate, deadline, what)
+            except _StreamUnavailable as exc:
+                self.use_stream = False
+                self.method = "poll"
+                self.fallback_reason = str(exc)
+        return self._wait_poll(predicate, deadline, what)
+
+    def _remaining(self, deadline, what):
+        remaining = deadline - self.clock()
+        if remaining <= 0:
+            raise WaitTimeout("timed out waiting for %s" % what, last=self.last)
+        return remaining
+
+    def _check(self, app, predicate):
+        self.last = app
+        return predicate(app)
+
+    def _wait_stream(self, predicate, deadline, what):
+        while True:
+            remaining = self._remaining(deadline, what)
+            try:
+                events = self.client.watch_application(
+                    self.name, timeout=min(remaining, STREAM_READ_TIMEOUT), app_namespace=self.app_namespace,
+                    projects=[self.project] if self.project else None,
+                )
+                for app in events:
+                    if (app.get("metadata") or {}).get("name") != self.name:
+                        continue
+                    if self._check(app, predicate):
+                        return app
+                    self._remaining(deadline, what)
+            except ArgoCDConnectionError:
+                continue  # read timeout or dropped stream: reopen (its first event is the current state)
+            except ArgoCDError as exc:
+                if exc.status in (401, 403):
+                    raise
+                raise _StreamUnavailable("stream endpoint unusable: %s" % exc)
+
+    def _wait_poll(self, predicate, deadline, what):
+        while True:
+            self._remaining(deadline, what)
+            try:
+                app = self.client.get_application(self.name, project=self.project, app_namespace=self.app_namespace)
+            except ArgoCDConnectionError:
+                app = None
+            if app is not None and self._check(app, predicate):
+                return app
+            remaining = self._remaining(deadline, what)
+            self.sleep(min(self.poll_interval, remaining))
+
+
+class _StreamUnavailable(Exception):
+    pass
