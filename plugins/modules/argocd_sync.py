@@ -137,7 +137,9 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: In check mode no sync is requested; C(changed) predicts whether the application is out of sync.
+    details:
+      - In check mode no sync is requested; C(changed) predicts whether the application is out of sync.
+      - A missing application is not an error in check mode (an earlier task would create it).
   diff_mode:
     support: none
   platform:
@@ -351,8 +353,13 @@ class SyncRunner:
 
     def run(self):
         params = self.params
-        before = self.get()
         result = dict(changed=False, terminated_operation=False, wait_method=self.waiter.method)
+        if self.check_mode and self.client.get_application(
+                params["name"], project=params.get("project"), app_namespace=params.get("app_namespace")) is None:
+            result.update(changed=not params["dry_run"], warnings=[
+                "application %r does not exist (yet): in check mode a sync is predicted" % params["name"]])
+            return result
+        before = self.get()
         if self.check_mode:
             sync = (status_of(before).get("sync") or {}).get("status")
             result.update(changed=(sync != "Synced") and not params["dry_run"], application=before,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import datetime
 import fnmatch
+import hashlib
 import json
 import re
 import secrets
@@ -234,7 +235,7 @@ class Controller(threading.Thread):
             return
         sync_op = state["operation"].get("sync") or {}
         revision = sync_op.get("revision") or app["spec"].get("source", {}).get("targetRevision") or "HEAD"
-        revision = "%s@%s" % (revision, secrets.token_hex(4)) if revision in ("HEAD", "main", "develop") else revision
+        revision = self.store.config.get("commits", {}).get(revision) or hashlib.sha1(revision.encode()).hexdigest()
         failure = self.store.config["fail_sync"].get(name)
         dry = bool(sync_op.get("dryRun"))
         was_synced = (app["status"].get("sync") or {}).get("status") == "Synced"
