@@ -27,7 +27,12 @@ RENDER_TASKS: dict[str, list[str]] = {
     "cert_manager": ["validate.yml", "manifests.yml", "issuers_manifest.yml"],
     "longhorn": ["validate.yml", "manifests.yml"],
     "argocd": ["validate.yml", "admin_password.yml", "manifests.yml"],
+    # No manifests: its AppProject and Application (what it sends to the Argo CD API) are
+    # written out by the test playbook so that they can be checked against the CRDs.
+    "gitops_bootstrap": ["validate.yml"],
 }
+GITOPS_OBJECTS = {"gitops-appproject.yaml": "gitops_bootstrap__project_object",
+                  "gitops-application.yaml": "gitops_bootstrap__application_object"}
 
 SECRETS = {
     "vault_argocd_admin_password": "s3cret-Admin-pw",
@@ -41,6 +46,7 @@ SECRETS = {
 REQUIRED_INPUTS = {
     "cert_manager_acme_email": "ops@example.com",
     "argocd_admin_password": SECRETS["vault_argocd_admin_password"],
+    "gitops_bootstrap_admin_password": SECRETS["vault_argocd_admin_password"],
 }
 
 
@@ -56,13 +62,14 @@ class Rendered:
 
 
 def platform_role_vars() -> dict[str, dict[str, Any]]:
-    """role short name -> the `vars` playbooks/platform.yml passes to it (unrendered)."""
-    plays = yaml.safe_load((REPO / "playbooks" / "platform.yml").read_text())
+    """role short name -> the `vars` the playbooks pass to it (unrendered)."""
     out: dict[str, dict[str, Any]] = {}
-    for task in plays[0]["tasks"]:
-        inc = task.get("ansible.builtin.include_role")
-        if inc:
-            out[inc["name"].rsplit(".", 1)[1]] = task.get("vars", {})
+    for playbook in ("platform.yml", "gitops_bootstrap.yml"):
+        plays = yaml.safe_load((REPO / "playbooks" / playbook).read_text())
+        for task in plays[0]["tasks"]:
+            inc = task.get("ansible.builtin.include_role")
+            if inc:
+                out[inc["name"].rsplit(".", 1)[1]] = task.get("vars", {})
     return out
 
 
@@ -96,7 +103,12 @@ def render(tmp: Path, *, inventory_env: str | None, extra: dict[str, Any] | None
         role_vars.update({f"{role}_manifests_dir": str(manifests), f"{role}_manifest_owner": owner})
         for task_file in RENDER_TASKS[role]:
             tasks.append({"name": f"{role} {task_file}", "ansible.builtin.include_role": {
-                "name": f"{COLLECTION}.{role}", "tasks_from": task_file}, "vars": role_vars})
+                "name": f"{COLLECTION}.{role}", "tasks_from": task_file, "public": True}, "vars": role_vars})
+        if role == "gitops_bootstrap":
+            for name, var in GITOPS_OBJECTS.items():
+                tasks.append({"name": f"Write {name}", "ansible.builtin.copy": {
+                    "content": "{{ %s | to_nice_yaml }}" % var, "dest": str(manifests / name),
+                    "mode": "0600"}, "vars": role_vars})
     playbook = tmp / "render.yml"
     playbook.write_text(yaml.safe_dump([{"name": "Render", "hosts": "k3s_servers[0]",
                                          "gather_facts": False, "tasks": tasks}], sort_keys=False))

@@ -46,6 +46,7 @@ def test_every_manifest_validates(rendered, scenario):
                 values_of(doc)
             checked.append((name, doc["kind"], how))
     kinds = {(k, how) for _, k, how in checked}
+    assert ("AppProject", "crd") in kinds and ("Application", "crd") in kinds
     assert ("HelmChart", "crd") in kinds and ("StorageClass", "core") in kinds and ("Ingress", "core") in kinds
 
 
@@ -60,7 +61,8 @@ def test_manifest_files_are_private(rendered, scenario):
 def test_expected_files(rendered):
     assert set(rendered["prod"].files()) == {
         "traefik-config.yaml", "cert-manager.yaml", "cert-manager-issuers.yaml", "longhorn.yaml",
-        "longhorn-storageclasses.yaml", "argocd.yaml", "argocd-ingress.yaml"}
+        "longhorn-storageclasses.yaml", "argocd.yaml", "argocd-ingress.yaml",
+        "gitops-appproject.yaml", "gitops-application.yaml"}
     assert "ingress-nginx.yaml" in rendered["prod-nginx-airgap"].files()
     assert "traefik-config.yaml" not in rendered["prod-nginx-airgap"].files()
 
@@ -181,3 +183,44 @@ def test_rerun_is_idempotent_and_password_change_rehashes(rendered, tmp_path):
                             roles=["argocd"], extra={"vault_argocd_admin_password": "a-new-Passw0rd"}, check=True)
     assert changed.rc == 0, changed.output[-3000:]
     assert changed.recap["changed"] == 1, changed.output[-3000:]
+
+
+SEED_PROJECT_SPEC = {
+    "description": "DictaMesh Data Mesh Platform",
+    "sourceRepos": ["https://github.com/controle-digital/dictamesh.git", "https://charts.bitnami.com/bitnami",
+                    "https://strimzi.io/charts/", "https://prometheus-community.github.io/helm-charts"],
+    "destinations": [{"namespace": "dictamesh-*", "server": "https://kubernetes.default.svc"},
+                     {"namespace": "argocd", "server": "https://kubernetes.default.svc"}],
+    "clusterResourceWhitelist": [{"group": "", "kind": "Namespace"},
+                                 {"group": "rbac.authorization.k8s.io", "kind": "ClusterRole"},
+                                 {"group": "rbac.authorization.k8s.io", "kind": "ClusterRoleBinding"}],
+    "namespaceResourceWhitelist": [{"group": "*", "kind": "*"}],
+    "namespaceResourceBlacklist": [{"group": "", "kind": "ResourceQuota"}, {"group": "", "kind": "LimitRange"}],
+    "syncWindows": [
+        {"kind": "allow", "schedule": "0 9-17 * * 1-5", "duration": "8h", "applications": ["*-prod"],
+         "manualSync": True},
+        {"kind": "allow", "schedule": "* * * * *", "duration": "24h", "applications": ["*-dev", "*-staging"]}],
+    "orphanedResources": {"warn": True},
+}
+
+
+def test_gitops_project_is_the_seeds(rendered):
+    project = find(rendered["prod"], "AppProject", "dictamesh")
+    assert project["metadata"]["namespace"] == "argocd"
+    assert project["spec"] == SEED_PROJECT_SPEC
+
+
+def test_gitops_app_of_apps_is_the_seeds(rendered):
+    app = find(rendered["prod"], "Application", "dictamesh-prod")
+    assert app["metadata"]["finalizers"] == ["resources-finalizer.argocd.argoproj.io"]
+    spec = app["spec"]
+    assert spec["project"] == "dictamesh"
+    assert spec["source"] == {"repoURL": "https://github.com/controle-digital/dictamesh.git",
+                              "targetRevision": "main", "path": "infrastructure/argocd/applications/prod"}
+    assert spec["destination"] == {"server": "https://kubernetes.default.svc", "namespace": "argocd"}
+    assert spec["syncPolicy"] == {
+        "automated": {"prune": True, "selfHeal": True, "allowEmpty": False},
+        "syncOptions": ["CreateNamespace=true"],
+        "retry": {"limit": 5, "backoff": {"duration": "5s", "factor": 2, "maxDuration": "3m"}}}
+    dev = find(rendered["defaults"], "Application", "dictamesh-dev")
+    assert dev["spec"]["source"]["targetRevision"] == "develop"
