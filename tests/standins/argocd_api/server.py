@@ -62,6 +62,13 @@ class ApiError(Exception):
 PERMISSION_DENIED = (7, "permission denied")
 
 
+def set_or_drop(meta: Dict[str, Any], key: str, value: Any) -> None:
+    if value:
+        meta[key] = copy.deepcopy(value)
+    else:
+        meta.pop(key, None)
+
+
 # ------------------------------------------------------------------ cron
 def _cron_field(expr: str, value: int, low: int, high: int) -> bool:
     for part in expr.split(","):
@@ -381,7 +388,7 @@ class Api:
                 raise ApiError(3, "existing application spec is different, use upsert flag to force update")
             existing["spec"] = copy.deepcopy(body["spec"])
             for key in meta_keys:
-                existing["metadata"][key] = copy.deepcopy(body["metadata"].get(key))
+                set_or_drop(existing["metadata"], key, body["metadata"].get(key))
             self.store._meta(existing)
             self.store.touch_app(name)
             return copy.deepcopy(existing)
@@ -413,7 +420,7 @@ class Api:
         app = self.store.apps[name]
         app["spec"] = copy.deepcopy(body["spec"])
         for key in ("labels", "annotations", "finalizers"):
-            app["metadata"][key] = copy.deepcopy(body["metadata"].get(key))
+            set_or_drop(app["metadata"], key, body["metadata"].get(key))
         if existing["spec"] != app["spec"]:
             app["status"]["sync"] = {"status": "OutOfSync", "revision": existing["status"]["sync"].get("revision", "")}
         self.store._meta(app)
@@ -968,7 +975,8 @@ class ArgoCDStandIn:
             self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         self.host = host if host != "0.0.0.0" else "127.0.0.1"
         self.port = self.httpd.server_address[1]
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name="argocd-standin-http")
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True, name="argocd-standin-http")
 
     @property
     def server_url(self) -> str:
