@@ -225,3 +225,32 @@ def test_cli_errors_are_reported_not_raised(tmp_path: Path,
     spec.write_text(json.dumps("not a list"))
     assert vmlab.main(["up", "--state", str(tmp_path / "s"), "--spec", str(spec)]) == 1
     assert "ERROR" in capsys.readouterr().err
+
+
+def test_ports_are_distinct_and_servers_get_forwards(tmp_path: Path) -> None:
+    hosts = vmlab.hosts_from_counts("p", 2, 2)
+    vmlab.assign_addresses(hosts, tmp_path)
+    vmlab.assign_ports(hosts)
+    ports = [h.ssh_port for h in hosts] + [p for h in hosts for p in h.forwards.values()]
+    assert len(ports) == len(set(ports)) == 4 + 2 * len(vmlab.SERVER_FORWARDS)
+    assert set(hosts[0].forwards) == {"6443", "443", "80"} and hosts[3].forwards == {}
+    fwd = vmlab.hostfwds(hosts[0])
+    assert f"hostfwd=tcp:127.0.0.1:{hosts[0].ssh_port}-:22" in fwd
+    assert f"hostfwd=tcp:127.0.0.1:{hosts[0].forwards['6443']}-:6443" in fwd
+
+
+def test_lab_info_lines() -> None:
+    rows = [{"name": "lab-server-1", "role": "server", "node_ip": "10.77.0.11",
+             "ssh": "127.0.0.1:2201", "running": True,
+             "forwards": {"6443": 3001, "443": 3002, "80": 3003}},
+            {"name": "lab-agent-1", "role": "agent", "node_ip": "10.77.0.21",
+             "ssh": "127.0.0.1:2202", "running": True, "forwards": {}}]
+    text = "\n".join(vmlab.lab_info_lines(rows, {"cluster_name": "mylab",
+                                                 "platform_argocd_hostname": "cd.example"},
+                                          Path("/k")))
+    assert "/.kube/mylab.yaml" in text and "--server https://127.0.0.1:3001" in text
+    assert "--resolve cd.example:3002:127.0.0.1 https://cd.example:3002/" in text
+    assert "-p 2202" in text
+    stopped = [dict(rows[0], running=False)]
+    assert vmlab.lab_info_lines(stopped, {}, Path("/k")) == [
+        "lab: no lab VM is running (make lab)"]

@@ -44,6 +44,9 @@ SEGMENT = ipaddress.ip_network("10.77.0.0/24")
 SERVER_BASE = 11          # servers get .11, .12, ...
 AGENT_BASE = 21           # agents get .21, .22, ...
 MCAST_GROUP = "230.0.0.1"
+# Guest ports of servers forwarded to 127.0.0.1:<free port> (K3S API, ingress HTTPS/HTTP):
+# the segment is not reachable from the controller, these are.
+SERVER_FORWARDS = (6443, 443, 80)
 MCAST_PORT_RANGE = (20000, 29999)
 SSH_OPTS = (
     "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
@@ -305,6 +308,7 @@ class Host:
     node_ip: str = ""
     ssh_port: int = 0
     mac: str = ""
+    forwards: dict[str, int] = dataclasses.field(default_factory=dict)  # guest port -> host port
 
     @property
     def vm_role_group(self) -> str:
@@ -365,10 +369,27 @@ def mcast_port(state: Path) -> int:
     return low + digest % (high - low + 1)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """Distinct free TCP ports on 127.0.0.1 (all bound at once, so none repeats)."""
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(sock)
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def assign_ports(hosts: list[Host]) -> None:
+    needed = sum(1 + (len(SERVER_FORWARDS) if h.role == "server" else 0) for h in hosts)
+    ports = iter(free_ports(needed))
+    for host in hosts:
+        host.ssh_port = next(ports)
+        if host.role == "server":
+            host.forwards = {str(guest): next(ports) for guest in SERVER_FORWARDS}
 
 
 # --------------------------------------------------------------------------- accel, qemu
@@ -410,6 +431,11 @@ def vm_paths(state: Path, name: str) -> dict[str, Path]:
     }
 
 
+def hostfwds(host: Host) -> list[str]:
+    ports = {"22": host.ssh_port, **host.forwards}
+    return [f"hostfwd=tcp:127.0.0.1:{hport}-:{gport}" for gport, hport in ports.items()]
+
+
 def qemu_command(image: Image, host: Host, hosts: list[Host], state: Path,
                  kvm: bool, memory: int) -> list[str]:
     paths = vm_paths(state, host.name)
@@ -420,7 +446,7 @@ def qemu_command(image: Image, host: Host, hosts: list[Host], state: Path,
         "-kernel", str(image.kernel), "-initrd", str(image.initrd),
         "-append", kernel_cmdline(host, hosts),
         "-drive", f"file={paths['disk']},format=qcow2,if=virtio,cache=unsafe,discard=unmap",
-        "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{host.ssh_port}-:22",
+        "-netdev", "user,id=n0," + ",".join(hostfwds(host)),
         "-device", "virtio-net-pci,netdev=n0",
         "-netdev", f"socket,id=n1,mcast={MCAST_GROUP}:{mcast_port(state)}",
         "-device", f"virtio-net-pci,netdev=n1,mac={host.mac}",
@@ -502,7 +528,7 @@ def host_vars(host: Host, key: Path) -> dict[str, Any]:
         "ansible_ssh_private_key_file": str(key),
         "ansible_ssh_common_args": " ".join(SSH_OPTS),
         "ansible_python_interpreter": "/usr/bin/python3",
-        "node_ip": host.node_ip,
+        "node_ip": host.node_ip, "vmlab_forwards": dict(host.forwards),
     }
 
 
@@ -600,8 +626,7 @@ def up(opts: UpOptions) -> dict[str, Any]:
     image = ensure_image()
     kvm = kvm_usable()
     assign_addresses(opts.hosts, state)
-    for host in opts.hosts:
-        host.ssh_port = free_port()
+    assign_ports(opts.hosts)
     meta = {"accel": "kvm" if kvm else "tcg", "mcast": f"{MCAST_GROUP}:{mcast_port(state)}",
             "image": str(image.directory), "memory": opts.memory}
     save_state(state, opts.hosts, meta)
@@ -671,6 +696,7 @@ def status(state: Path) -> list[dict[str, Any]]:
         pid = read_pid(vm_paths(state, host["name"])["pid"], state)
         rows.append({"name": host["name"], "role": host["role"], "node_ip": host["node_ip"],
                      "ssh": f"127.0.0.1:{host['ssh_port']}", "pid": pid,
+                     "forwards": host.get("forwards", {}),
                      "running": bool(pid)})
     return rows
 
@@ -748,6 +774,49 @@ def cmd_lab_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def inventory_host_vars(inventory_dir: Path, host: str) -> dict[str, Any]:
+    """Raw (untemplated) variables of a host from `ansible-inventory`; {} when unavailable."""
+    try:
+        proc = subprocess.run(["ansible-inventory", "-i", str(inventory_dir), "--host", host],
+                              capture_output=True, text=True, check=False,
+                              stdin=subprocess.DEVNULL, timeout=60)
+        return dict(json.loads(proc.stdout)) if proc.returncode == 0 else {}
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return {}
+
+
+def lab_info_lines(rows: list[dict[str, Any]], hostvars: dict[str, Any], key: Path) -> list[str]:
+    servers = [r for r in rows if r["role"] == "server" and r["running"]]
+    if not servers:
+        return ["lab: no lab VM is running (make lab)"]
+    first = servers[0]
+    fwd = first.get("forwards", {})
+    kubeconfig = REPO_ROOT / ".kube" / f"{hostvars.get('cluster_name', 'lab')}.yaml"
+    argocd = hostvars.get("platform_argocd_hostname", "argocd.lab.dictamesh.test")
+    lines = [f"lab: kubeconfig: {kubeconfig}"
+             + ("" if kubeconfig.exists() else " (not written: site.yml did not get that far)")]
+    if "6443" in fwd:
+        lines.append(f"lab:   from this machine: kubectl --kubeconfig {kubeconfig} "
+                     f"--server https://127.0.0.1:{fwd['6443']} get nodes")
+    if "443" in fwd:
+        lines.append(f"lab: Argo CD: https://{argocd}/ (ingress on {first['node_ip']}); "
+                     f"from this machine: curl -k --resolve {argocd}:{fwd['443']}:127.0.0.1 "
+                     f"https://{argocd}:{fwd['443']}/")
+    for row in rows:
+        port = row["ssh"].rsplit(":", 1)[1]
+        lines.append(f"lab: ssh {row['name']} ({row['node_ip']}): ssh -i {key} -p {port} "
+                     "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@127.0.0.1")
+    return lines
+
+
+def cmd_lab_info(args: argparse.Namespace) -> int:
+    rows = status(lab_state())
+    first = next((r["name"] for r in rows if r["role"] == "server"), "")
+    hostvars = inventory_host_vars(Path(args.inventory), first) if first else {}
+    print("\n".join(lab_info_lines(rows, hostvars, cache_dir() / "id_ed25519")))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vmlab", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -778,6 +847,9 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--agents", type=int, default=2)
     lab.add_argument("--hosts-file", default=default_hosts)
     lab.set_defaults(func=cmd_lab)
+    info = sub.add_parser("lab-info", help="where the lab's kubeconfig, Argo CD and VMs are")
+    info.add_argument("--inventory", default=str(REPO_ROOT / "inventories" / "lab"))
+    info.set_defaults(func=cmd_lab_info)
     labd = sub.add_parser("lab-down", help="stop the lab VMs and remove the generated hosts file")
     labd.add_argument("--hosts-file", default=default_hosts)
     labd.set_defaults(func=cmd_lab_down)
