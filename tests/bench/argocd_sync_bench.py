@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Benchmark argocd_sync: time from the application turning Synced+Healthy in the
+stand-in to the module's runner returning, stream against polling.
+
+Runs the module's SyncRunner in-process (no ansible-playbook start-up) against the
+Argo CD API stand-in. Not a test: prints a table. ``make bench`` calls it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+LINK = REPO / ".collections" / "ansible_collections" / "dictamesh" / "k3s_gitops"
+if not LINK.exists():
+    LINK.parent.mkdir(parents=True, exist_ok=True)
+    LINK.symlink_to("../../..")
+sys.path[:0] = [str(REPO / ".collections"), str(REPO)]
+
+from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_client import ArgoCDClient  # noqa: E402
+from ansible_collections.dictamesh.k3s_gitops.plugins.modules.argocd_sync import SyncRunner, argument_spec  # noqa: E402
+from tests.standins.argocd_api import ArgoCDStandIn  # noqa: E402
+
+APP = {"metadata": {"name": "bench"}, "spec": {"project": "default", "source": {
+    "repoURL": "https://g/r.git", "path": "p", "targetRevision": "main"},
+    "destination": {"server": "https://kubernetes.default.svc", "namespace": "bench"}}}
+
+
+def params(**over):
+    out = {k: v.get("default") for k, v in argument_spec().items()}
+    out.update(name="bench", timeout=60)
+    out.update(over)
+    return out
+
+
+def one_run(server, token, **over):
+    client = ArgoCDClient(server.url, auth_token=token)
+    with server.store.cond:
+        server.store.timeline.clear()
+    result = SyncRunner(params(**over), client).run()
+    returned = time.time()
+    with server.store.cond:
+        marks = [e["time"] for e in server.store.timeline if e["event"] == "synced_healthy"]
+    assert result["health_status"] == "Healthy" and marks, result
+    return returned - marks[-1]
+
+
+def p95(values):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("-n", "--repetitions", type=int, default=15)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    config = {"pickup_delay": 0.1, "op_duration": 0.5, "reconcile_delay": 0.1, "health_delay": 0.7}
+    rows = []
+    with ArgoCDStandIn(config=config) as server:
+        token = server.issue_token()
+        with server.store.cond:
+            server.api.create_app(json.loads(json.dumps(APP)), {})
+        for label, over in (("stream", dict(watch=True)),
+                            ("poll 2.0 s (default)", dict(watch=False, poll_interval=2.0)),
+                            ("poll 0.5 s", dict(watch=False, poll_interval=0.5))):
+            samples = [one_run(server, token, **over) for _ in range(args.repetitions)]
+            rows.append((label, statistics.median(samples), p95(samples), max(samples)))
+        violations = list(server.store.violations)
+    if args.json:
+        print(json.dumps([dict(method=r[0], median_s=r[1], p95_s=r[2], max_s=r[3]) for r in rows]))
+    else:
+        print("argocd_sync: Synced+Healthy in the stand-in -> module returns (n=%d each)" % args.repetitions)
+        print("%-22s %10s %10s %10s" % ("wait method", "median ms", "p95 ms", "max ms"))
+        for label, med, p, mx in rows:
+            print("%-22s %10.1f %10.1f %10.1f" % (label, med * 1000, p * 1000, mx * 1000))
+    if violations:
+        print("stand-in contract violations: %s" % violations, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
