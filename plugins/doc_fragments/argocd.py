@@ -20,7 +20,7 @@ options:
     required: true
   auth_token:
     description:
-      - Argo CD session or account token, sent as C(Authorization: Bearer <token>).
+      - Argo CD session or account token, sent in the C(Authorization) header as a bearer token.
       - Get one with M(dictamesh.k3s_gitops.argocd_login).
       - If not set, the environment variable E(ARGOCD_AUTH_TOKEN) is used.
     type: str

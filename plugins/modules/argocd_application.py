@@ -42,7 +42,7 @@ options:
     default: present
   spec:
     description:
-      - The application's C(spec) as in an Application manifest (camelCase keys: C(source),
+      - The application's C(spec) as in an Application manifest (camelCase keys C(source),
         C(destination), C(syncPolicy), ...).
       - Required with O(state=present) when the application does not exist.
     type: dict

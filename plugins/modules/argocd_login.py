@@ -45,7 +45,7 @@ attributes:
     membership:
       - dictamesh.k3s_gitops.argocd
 notes:
-  - The result carries the token. Set C(no_log: true) on the task and keep the token in a variable
+  - The result carries the token. Set C(no_log=true) on the task and keep the token in a variable
     (or the environment variable E(ARGOCD_AUTH_TOKEN)) for later tasks.
   - The initial admin password is in the secret C(argocd-initial-admin-secret) only when no admin
     password hash was preset.

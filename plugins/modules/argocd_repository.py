@@ -92,7 +92,7 @@ attributes:
     support: full
   diff_mode:
     support: full
-    details: Credentials appear in the diff only as C(credentials: changed), never with their values.
+    details: Credentials appear in the diff only as C(credentials=changed), never with their values.
   platform:
     platforms: all
   action_group:

@@ -17,7 +17,7 @@ description:
     C(Synced) and C(Healthy). Each of the three conditions can be selected with O(wait_for).
   - Fails fast when the operation ends C(Failed) or C(Error) (with each resource's message) or when the
     health turns C(Degraded).
-  - The state of an earlier operation is never taken for this one: only an operation state that started
+  - The state of an earlier operation is never taken for this one. Only an operation state that started
     at or after the server time of the sync request and differs from the state seen before it counts;
     sync and health are only read from a comparison made after the operation finished
     (C(status.reconciledAt) >= C(finishedAt)).
