@@ -24,16 +24,18 @@ def test_built_tarball_installs_and_site_playbook_resolves(tmp_path: Path) -> No
     assert not [name for name in names if name.startswith((".venv", ".collections", "build/"))]
 
     install_path = tmp_path / "collections"
-    # Dependencies come with the `ansible` package in the venv; Galaxy is not reachable.
-    run(str(BIN / "ansible-galaxy"), "collection", "install", "--no-deps", "-p", str(install_path), str(tarball), cwd=tmp_path)
-    assert (install_path / "ansible_collections/dictamesh/k3s_gitops/MANIFEST.json").is_file()
-
     # Outside the checkout, with only the installed copy on the collections path.
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env["ANSIBLE_COLLECTIONS_PATH"] = str(install_path)
+    # Dependencies come with the `ansible` package in the venv; Galaxy is not reachable.
+    run(str(BIN / "ansible-galaxy"), "collection", "install", "--no-deps", "--force", "-p", str(install_path), str(tarball),
+        cwd=tmp_path, env=env)
+    assert (install_path / "ansible_collections/dictamesh/k3s_gitops/MANIFEST.json").is_file()
+
     inventory = REPO / "inventories" / "prod"
     result = run(
         str(BIN / "ansible-playbook"), "-i", str(inventory), "--syntax-check", "dictamesh.k3s_gitops.site",
         cwd=tmp_path, env=env,
     )
-    assert "playbook: dictamesh.k3s_gitops.site" in result.stdout
+    installed_site = install_path / "ansible_collections/dictamesh/k3s_gitops/playbooks/site.yml"
+    assert f"playbook: {installed_site}" in result.stdout
