@@ -49,4 +49,3 @@ notes:
   - All modules of this group can take their connection options from C(module_defaults) with the
     action group C(group/dictamesh.k3s_gitops.argocd).
 """
-

@@ -44,7 +44,7 @@ def parse_time(value):
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
     if "." in text:  # drop fractions: Argo CD times have second resolution
-        head, _, tail = text.partition(".")
+        head, dummy, tail = text.partition(".")
         offset = ""
         for sign in ("+", "-"):
             if sign in tail:

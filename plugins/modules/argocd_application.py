@@ -19,7 +19,7 @@ description:
     left out is not removed.
   - C(changed) and the diff list exactly the differing fields.
 author:
-  - dictamesh.k3s_gitops contributors
+  - DictaMesh maintainers (@dictamesh)
 options:
   name:
     description: Name of the application.

@@ -16,7 +16,7 @@ description:
   - A missing application gives an empty list. Without O(project), Argo CD answers a missing application
     with 403 (deliberately, CVE-2022-41354); this module reports it as missing too.
 author:
-  - dictamesh.k3s_gitops contributors
+  - DictaMesh maintainers (@dictamesh)
 options:
   name:
     description: Name of one application.

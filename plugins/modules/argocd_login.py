@@ -19,7 +19,7 @@ description:
   - A wrong password is never retried, because Argo CD refuses every login of a user for the rest of a
     300 s window after 5 failed attempts.
 author:
-  - dictamesh.k3s_gitops contributors
+  - DictaMesh maintainers (@dictamesh)
 options:
   username:
     description:

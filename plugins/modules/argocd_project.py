@@ -18,7 +18,7 @@ description:
     field is compared as a whole (list order counts). Values the server leaves out (false, empty) equal
     a missing field.
 author:
-  - dictamesh.k3s_gitops contributors
+  - DictaMesh maintainers (@dictamesh)
 options:
   name:
     description: Name of the project.

@@ -19,7 +19,7 @@ description:
     back (type, name, project, username, insecure, ...) are compared field by field.
   - Credentials are never returned by this module.
 author:
-  - dictamesh.k3s_gitops contributors
+  - DictaMesh maintainers (@dictamesh)
 options:
   repo:
     description: URL of the repository, for example V(https://github.com/dictamesh/dictamesh.git).

@@ -24,7 +24,7 @@ description:
   - Waits on the application stream (C(GET /api/v1/stream/applications?name=)); falls back to polling
     when the stream is not available.
 author:
-  - dictamesh.k3s_gitops contributors
+  - DictaMesh maintainers (@dictamesh)
 options:
   name:
     description: Name of the application.
