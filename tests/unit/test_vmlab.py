@@ -254,3 +254,13 @@ def test_lab_info_lines() -> None:
     stopped = [dict(rows[0], running=False)]
     assert vmlab.lab_info_lines(stopped, {}, Path("/k")) == [
         "lab: no lab VM is running (make lab)"]
+
+
+def test_prune_keeps_images_of_running_vms(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    images = cache / "images"
+    (images / "old-in-use").mkdir(parents=True)
+    (images / "old-unused").mkdir()
+    monkeypatch.setattr(vmlab, "paths_in_use",
+                        lambda: f"qemu-system-x86_64 -kernel {images}/old-in-use/vmlinuz")
+    vmlab.prune_stale_builds(images, keep="current")
+    assert sorted(p.name for p in images.iterdir()) == ["old-in-use"]

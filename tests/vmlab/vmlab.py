@@ -103,6 +103,7 @@ IMAGE_FILES: dict[str, str] = {
 ENABLE_UNITS = ("systemd-networkd.service", "systemd-network-generator.service",
                 "vmlab-boot.service", "ssh.service")
 MASK_UNITS = ("apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer",
+              "e2scrub_reap.service",
               "fstrim.timer", "systemd-networkd-wait-online.service")
 
 
@@ -213,10 +214,27 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def paths_in_use() -> str:
+    """Command lines of all processes (running VMs name their image dir via -kernel)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            found.append(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue
+    return "\n".join(found)
+
+
 def prune_stale_builds(images: Path, keep: str) -> None:
-    """Delete leftovers of killed builds and images of older recipes (caller holds the lock)."""
+    """Delete leftovers of killed builds and images of older recipes (caller holds the lock).
+
+    An old image still used by a running VM (of another state dir) is kept.
+    """
+    in_use = paths_in_use()
     for entry in images.iterdir():
         if entry.name.startswith(".build-") or (entry.is_dir() and entry.name != keep):
+            if f"{entry}/" in in_use:
+                continue
             log(f"removing stale {entry}")
             remove_tree(entry)
 
@@ -418,6 +436,8 @@ def kernel_cmdline(host: Host, hosts: list[Host]) -> str:
     etc_hosts = ",".join(f"{h.name}={h.node_ip}" for h in hosts)
     return " ".join([
         "root=/dev/vda", "rw", "console=ttyS0", "net.ifnames=0", "panic=-1",
+        # Software emulation on a busy 2-core host: boot jobs can need minutes, not 90 s.
+        "systemd.default_timeout_start_sec=600",
         f"systemd.hostname={host.name}",
         f"ip={host.node_ip}:::{SEGMENT.netmask}:{host.name}:eth1:off",
         f"vmlab.addr={host.node_ip}/{prefix}", f"vmlab.hosts={etc_hosts}",
@@ -856,8 +876,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def exit_on_signal(signum: int, _frame: object) -> None:
+    """SIGTERM/SIGHUP unwind like Ctrl-C, so `up` stops the VMs it already started."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, exit_on_signal)
     try:
         return int(args.func(args))
     except VmlabError as exc:
