@@ -1,0 +1,181 @@
+"""Bad input is rejected before any host changes, with a message naming the variable.
+
+playbooks/k3s_cluster.yml runs against a throw-away inventory whose hosts are all the
+controller (connection local). Its first play only reads (facts, stat, the mirror's checksum
+file); every error case must stop there: the next play ("Prepare the nodes") never starts.
+The positive controls run the validation play alone (`--tags k3s_validate`) and must pass.
+K3S release assets come from the K3S stand-in on a local artifact mirror (tests/vmlab/mirror.py).
+The binary tests run k3s_install's download step alone into a temp dir (binary.yml).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO / "tests/standins/k3s"))
+sys.path.insert(0, str(REPO / "tests/vmlab"))
+
+import build_mirror  # noqa: E402
+import mirror  # noqa: E402
+
+VERSION = "v1.34.1+k3s1"
+OTHER = "v1.34.2+k3s1"
+PLAYBOOK = REPO / "playbooks/k3s_cluster.yml"
+BINARY = Path(__file__).resolve().parent / "binary.yml"
+NEXT_PLAY = "PLAY [Prepare the nodes]"
+
+
+@pytest.fixture(scope="module")
+def mirror_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("mirror")
+    build_mirror.build(root / "good", [VERSION, OTHER])
+    build_mirror.build(root / "bad", [VERSION], corrupt=[VERSION])
+    pidfile = root / "mirror.pid"
+    info = mirror.start(root, pidfile)
+    yield str(info["url"])
+    mirror.stop(pidfile)
+
+
+def run(playbook: Path, tmp_path: Path, inventory: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None, *args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [str(REPO / ".venv/bin/ansible-playbook"), str(playbook), *args]
+    if inventory is not None:
+        inv = tmp_path / "inventory.yml"
+        inv.write_text(yaml.safe_dump(inventory), encoding="utf-8")
+        cmd += ["-i", str(inv)]
+    else:
+        cmd += ["-i", "localhost,"]
+    if extra:
+        ext = tmp_path / "extra.json"
+        ext.write_text(json.dumps(extra), encoding="utf-8")
+        cmd += ["-e", f"@{ext}"]
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_FORCE_COLOR="0", ANSIBLE_STDOUT_CALLBACK="default")
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def cluster(servers: int = 1, agents: int = 1, **cluster_vars: Any) -> dict[str, Any]:
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    base = {"cluster_k3s_version": VERSION, "cluster_token": "integration-test-token-0123456789",
+            "cluster_k3s_download_base_url": "http://127.0.0.1:1/unused"}
+    base.update(cluster_vars)
+    base = {k: v for k, v in base.items() if v is not None}
+    return {"k3s_cluster": {
+        "vars": dict(local, **base),
+        "children": {
+            "k3s_servers": {"hosts": {f"s{i}": {"node_name": f"s{i}"} for i in range(1, servers + 1)}},
+            "k3s_agents": {"hosts": {f"a{i}": {"node_name": f"a{i}"} for i in range(1, agents + 1)}},
+        }}}
+
+
+def assert_rejected(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert NEXT_PLAY not in output, "a host was changed before the input was rejected"
+    for needle in needles:
+        assert needle in output, f"{needle!r} not in output:\n{output[-3000:]}"
+
+
+def test_valid_input_passes_validation(tmp_path: Path, mirror_url: str) -> None:
+    inventory = cluster(servers=3, agents=2, cluster_k3s_download_base_url=f"{mirror_url}/good")
+    result = run(PLAYBOOK, tmp_path, inventory, None, "--tags", "k3s_validate")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+
+
+def test_even_server_count(tmp_path: Path, mirror_url: str) -> None:
+    inventory = cluster(servers=2, cluster_k3s_download_base_url=f"{mirror_url}/good")
+    assert_rejected(run(PLAYBOOK, tmp_path, inventory), "k3s_servers has 2 hosts", "odd number")
+
+
+@pytest.mark.parametrize("version", ["1.34.1", "v1.34.1", "v1.34.1-k3s1", "latest"])
+def test_malformed_version(tmp_path: Path, mirror_url: str, version: str) -> None:
+    inventory = cluster(cluster_k3s_version=version, cluster_k3s_download_base_url=f"{mirror_url}/good")
+    assert_rejected(run(PLAYBOOK, tmp_path, inventory), "cluster_k3s_version is", version)
+
+
+@pytest.mark.parametrize(("token", "problem"), [(None, "undefined"), ("  ", "empty"),
+                                                ("CHANGE-ME-cluster-token", "CHANGE-ME placeholder")])
+def test_missing_token(tmp_path: Path, mirror_url: str, token: str | None, problem: str) -> None:
+    inventory = cluster(cluster_token=token, cluster_k3s_download_base_url=f"{mirror_url}/good")
+    result = run(PLAYBOOK, tmp_path, inventory)
+    assert_rejected(result, f"cluster_token is {problem}")
+    if token and token.strip():
+        assert token not in result.stdout + result.stderr
+
+
+def test_unknown_arch(tmp_path: Path, mirror_url: str) -> None:
+    inventory = cluster(cluster_k3s_arch="riscv64", cluster_k3s_download_base_url=f"{mirror_url}/good")
+    assert_rejected(run(PLAYBOOK, tmp_path, inventory), "cluster_k3s_arch", "amd64 and arm64 only")
+
+
+def test_release_missing_on_mirror(tmp_path: Path, mirror_url: str) -> None:
+    inventory = cluster(cluster_k3s_version="v1.99.0+k3s1", cluster_k3s_download_base_url=f"{mirror_url}/good")
+    assert_rejected(run(PLAYBOOK, tmp_path, inventory), "k3s_install_base_url", "v1.99.0%2Bk3s1/sha256sum-amd64.txt")
+
+
+def binary_vars(tmp_path: Path, base_url: str, **more: Any) -> dict[str, Any]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    return dict({"ansible_python_interpreter": sys.executable,
+                 "k3s_install_version": VERSION, "k3s_install_base_url": base_url,
+                 "k3s_install_token": "unused-token", "k3s_install_bin_dir": str(bin_dir)}, **more)
+
+
+def test_wrong_checksum_from_mirror_installs_nothing(tmp_path: Path, mirror_url: str) -> None:
+    result = run(BINARY, tmp_path, None, binary_vars(tmp_path, f"{mirror_url}/bad"))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "k3s_install_base_url" in output and "did not match" in output, output[-3000:]
+    assert not (tmp_path / "bin/k3s").exists()
+    assert list((tmp_path / "bin").iterdir()) == []
+
+
+def test_download_verified_and_idempotent(tmp_path: Path, mirror_url: str) -> None:
+    first = run(BINARY, tmp_path, None, binary_vars(tmp_path, f"{mirror_url}/good"))
+    assert first.returncode == 0, first.stdout[-3000:]
+    assert "changed=1" in first.stdout
+    k3s = tmp_path / "bin/k3s"
+    assert oct(k3s.stat().st_mode & 0o777) == "0o755"
+    assert subprocess.run([sys.executable, str(k3s), "--version"], capture_output=True, text=True).stdout.startswith(
+        f"k3s version {VERSION} ")
+    second = run(BINARY, tmp_path, None, binary_vars(tmp_path, f"{mirror_url}/good"))
+    assert second.returncode == 0 and "changed=0" in second.stdout, second.stdout[-3000:]
+
+
+def test_installed_other_version_is_refused(tmp_path: Path, mirror_url: str) -> None:
+    first = run(BINARY, tmp_path, None, binary_vars(tmp_path, f"{mirror_url}/good"))
+    assert first.returncode == 0, first.stdout[-3000:]
+    before = hashlib.sha256((tmp_path / "bin/k3s").read_bytes()).hexdigest()
+    result = run(BINARY, tmp_path, None, binary_vars(tmp_path, f"{mirror_url}/good", k3s_install_version=OTHER))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"is {VERSION} but k3s_install_version asks for {OTHER}" in output, output[-3000:]
+    assert "playbooks/upgrade_k3s.yml" in output
+    assert hashlib.sha256((tmp_path / "bin/k3s").read_bytes()).hexdigest() == before
+
+
+def test_airgap_bundle_verified_on_controller(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    build_mirror.build(bundle, [VERSION], corrupt=[VERSION])
+    result = run(BINARY, tmp_path, None, binary_vars(tmp_path, "http://127.0.0.1:1/unused",
+                                                     k3s_install_airgap_dir=str(bundle / VERSION)))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "(k3s_install_airgap_dir) does not match sha256sum-amd64.txt" in output, output[-3000:]
+    assert not (tmp_path / "bin/k3s").exists()
+    shutil.rmtree(bundle)
+    build_mirror.build(bundle, [VERSION])
+    good = run(BINARY, tmp_path, None, binary_vars(tmp_path, "http://127.0.0.1:1/unused",
+                                                   k3s_install_airgap_dir=str(bundle / VERSION)))
+    assert good.returncode == 0, good.stdout[-3000:]
+    assert (tmp_path / "bin/k3s").read_bytes() == (bundle / VERSION / "k3s").read_bytes()
