@@ -39,7 +39,7 @@ def fetch(url: str) -> bytes:
 
 
 def test_upstream_style_encoded_url(served: tuple[Path, Path, dict[str, object]]) -> None:
-    _, _, info = served
+    info = served[2]
     body = fetch(f"{info['url']}/v1.33.5%2Bk3s1/k3s")
     assert body == b"#!/bin/sh\necho stand-in\n"
     assert fetch(f"{info['url']}/v1.33.5+k3s1/k3s") == body
@@ -48,7 +48,7 @@ def test_upstream_style_encoded_url(served: tuple[Path, Path, dict[str, object]]
 
 
 def test_checksum_file_matches(served: tuple[Path, Path, dict[str, object]]) -> None:
-    root, _, info = served
+    root, info = served[0], served[2]
     sums = fetch(f"{info['url']}/v1.33.5%2Bk3s1/sha256sum-amd64.txt").decode()
     digest = hashlib.sha256((root / VERSION / "k3s").read_bytes()).hexdigest()
     assert sums == f"{digest}  k3s\n"
@@ -58,16 +58,16 @@ def test_checksum_file_matches(served: tuple[Path, Path, dict[str, object]]) -> 
 
 
 def test_literal_encoded_directory_also_served(served: tuple[Path, Path, dict[str, object]]) -> None:
-    root, _, info = served
+    root, info = served[0], served[2]
     literal = root / "v1.34.1%2Bk3s1"
     literal.mkdir()
     (literal / "k3s").write_bytes(b"literal")
     assert fetch(f"{info['url']}/v1.34.1%2Bk3s1/k3s") == b"literal"
 
 
-def test_missing_asset_and_traversal_are_404(served: tuple[Path, Path, dict[str, object]],
-                                              tmp_path: Path) -> None:
-    _, _, info = served
+def test_missing_asset_and_traversal_are_404(
+        served: tuple[Path, Path, dict[str, object]], tmp_path: Path) -> None:
+    info = served[2]
     (tmp_path / "secret").write_text("no")
     for path in ("/v1.33.5%2Bk3s1/k3s-arm64", "/../secret", "/%2E%2E/secret"):
         with pytest.raises(urllib.error.HTTPError) as err:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Local artifact mirror: serves a directory laid out like the K3S release download URL.
 
     <root>/<version>/<asset>      e.g. <root>/v1.33.5+k3s1/k3s, .../sha256sum-amd64.txt
@@ -9,11 +8,11 @@ VMs on QEMU's user-mode network reach the controller's 127.0.0.1 as 10.0.2.2, so
 binds 127.0.0.1 by default and `vm_url` is `http://10.0.2.2:<port>`.
 
 CLI:
-  mirror.py start --root DIR --pidfile FILE [--port N] [--bind ADDR]   (daemon; prints JSON)
-  mirror.py stop --pidfile FILE                                         (idempotent)
-  mirror.py url --pidfile FILE [--vm]                                   (prints the base URL)
-  mirror.py add --root DIR --version V FILE...    (copy assets, refresh sha256sum-amd64.txt)
-  mirror.py serve ...                             (foreground; used by start)
+  python3 tests/vmlab/mirror.py start --root DIR --pidfile FILE [--port N] [--bind ADDR]   (daemon; prints JSON)
+  python3 tests/vmlab/mirror.py stop --pidfile FILE                                         (idempotent)
+  python3 tests/vmlab/mirror.py url --pidfile FILE [--vm]                                   (prints the base URL)
+  python3 tests/vmlab/mirror.py add --root DIR --version V FILE...    (copy assets, refresh sha256sum-amd64.txt)
+  python3 tests/vmlab/mirror.py serve ...                             (foreground; used by start)
 """
 from __future__ import annotations
 

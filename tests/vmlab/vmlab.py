@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """VM test hosts for dictamesh.k3s_gitops: one implementation for molecule and `make lab`.
 
 Subcommands:
@@ -7,6 +6,7 @@ Subcommands:
   down                  stop the VMs of a state dir and remove their overlays (idempotent)
   status                show the VMs of a state dir
   lab                   image + 1 server + 2 agents + inventories/lab/hosts.yml
+  lab-info, lab-down    where the lab's kubeconfig/Argo CD/VMs are; remove the lab
 
 Everything runs unattended (no tty, no stdin) as root. See docs/lab.md.
 """
@@ -66,7 +66,7 @@ IMAGE_FILES: dict[str, str] = {
         "DNS=10.0.2.3\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n"
     ),
     # eth1: shared segment, address from the kernel `ip=` argument (systemd-network-generator
-    # turns it into /run/systemd/network/*.network); vmlab-hosts.service below is the fallback.
+    # turns it into /run/systemd/network/*.network); vmlab-boot.service below is the fallback.
     "usr/local/sbin/vmlab-boot": (
         "#!/bin/sh\n"
         "# Applies vmlab.* kernel arguments: /etc/hosts entries and the segment address.\n"
@@ -179,8 +179,8 @@ class Image:
                    directory / "initrd.img", key)
 
     def complete(self) -> bool:
-        return all(p.is_file() for p in (self.disk, self.kernel, self.initrd,
-                                          self.directory / "recipe.json"))
+        needed = (self.disk, self.kernel, self.initrd, self.directory / "recipe.json")
+        return all(p.is_file() for p in needed)
 
 
 @dataclasses.dataclass
@@ -391,7 +391,7 @@ def free_ports(count: int) -> list[int]:
     """Distinct free TCP ports on 127.0.0.1 (all bound at once, so none repeats)."""
     socks = []
     try:
-        for _ in range(count):
+        for _index in range(count):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             socks.append(sock)
             sock.bind(("127.0.0.1", 0))

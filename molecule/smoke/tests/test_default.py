@@ -31,3 +31,10 @@ def test_br_netfilter_loaded(host: testinfra.host.Host) -> None:
 
 def test_sshd_running(host: testinfra.host.Host) -> None:
     assert host.service("ssh").is_running
+
+
+def test_asset_downloaded_from_mirror(host: testinfra.host.Host) -> None:
+    asset = host.file("/usr/local/share/smoke-asset")
+    assert asset.is_file
+    assert asset.content_string == "smoke asset served like a K3S release file\n"
+    assert host.ansible.get_variables()["vmlab_mirror_url"].startswith("http://10.0.2.2:")
