@@ -104,7 +104,7 @@ def test_malformed_version(tmp_path: Path, mirror_url: str, version: str) -> Non
 
 
 @pytest.mark.parametrize(("token", "problem"), [(None, "undefined"), ("  ", "empty"),
-                                                ("CHANGE-ME-cluster-token", "CHANGE-ME placeholder")])
+                                                ("CHANGE-ME-cluster-token", "still the CHANGE-ME placeholder")])
 def test_missing_token(tmp_path: Path, mirror_url: str, token: str | None, problem: str) -> None:
     inventory = cluster(cluster_token=token, cluster_k3s_download_base_url=f"{mirror_url}/good")
     result = run(PLAYBOOK, tmp_path, inventory)
