@@ -264,3 +264,13 @@ def test_prune_keeps_images_of_running_vms(cache: Path, monkeypatch: pytest.Monk
                         lambda: f"qemu-system-x86_64 -kernel {images}/old-in-use/vmlinuz")
     vmlab.prune_stale_builds(images, keep="current")
     assert sorted(p.name for p in images.iterdir()) == ["old-in-use"]
+
+
+def test_rebuild_replaces_the_image(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vmlab, "build_image", fake_build)
+    image = vmlab.ensure_image()
+    image.disk.write_text("old")
+    monkeypatch.setattr(vmlab, "paths_in_use", lambda: f"-kernel {image.directory}/vmlinuz")
+    rebuilt = vmlab.ensure_image(force=True)
+    assert rebuilt == image and image.disk.read_text() == "base.qcow2"
+    assert [p.name for p in (cache / "images").iterdir()] == [image.directory.name]
