@@ -274,3 +274,37 @@ def test_rebuild_replaces_the_image(cache: Path, monkeypatch: pytest.MonkeyPatch
     rebuilt = vmlab.ensure_image(force=True)
     assert rebuilt == image and image.disk.read_text() == "base.qcow2"
     assert [p.name for p in (cache / "images").iterdir()] == [image.directory.name]
+
+
+def test_up_refuses_a_running_state_and_leaves_it_alone(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    hosts = vmlab.hosts_from_counts("r", 1, 0)
+    vmlab.assign_addresses(hosts, tmp_path)
+    vmlab.save_state(tmp_path, hosts, {})
+    monkeypatch.setattr(vmlab, "read_pid", lambda *_: 4242)
+    downs: list[Path] = []
+    monkeypatch.setattr(vmlab, "down", downs.append)
+    monkeypatch.setattr(vmlab, "ensure_image", lambda: pytest.fail("must not build"))
+    with pytest.raises(vmlab.VmlabError, match="already running"):
+        vmlab.up(vmlab.UpOptions(state=tmp_path, hosts=vmlab.hosts_from_counts("r", 1, 0)))
+    assert downs == []
+
+
+def test_up_stops_what_it_started_when_a_step_fails(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[str] = []
+    downs: list[Path] = []
+
+    def start_vm(_image: Any, host: Any, *_args: Any) -> None:
+        if started:
+            raise vmlab.VmlabError("qemu failed")
+        started.append(host.name)
+
+    monkeypatch.setattr(vmlab, "ensure_image", lambda: vmlab.Image.at(tmp_path, tmp_path / "k"))
+    monkeypatch.setattr(vmlab, "kvm_usable", lambda: False)
+    monkeypatch.setattr(vmlab, "start_vm", start_vm)
+    monkeypatch.setattr(vmlab, "down", downs.append)
+    with pytest.raises(vmlab.VmlabError, match="qemu failed"):
+        vmlab.up(vmlab.UpOptions(state=tmp_path / "s", hosts=vmlab.hosts_from_counts("f", 1, 1)))
+    assert started == ["f-server-1"] and downs == [(tmp_path / "s").resolve()]
+    assert not (tmp_path / "s" / "inventory.yml").exists()

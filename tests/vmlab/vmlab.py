@@ -652,6 +652,9 @@ def up(opts: UpOptions) -> dict[str, Any]:
     state = opts.state.resolve()
     opts.state = state
     state.mkdir(parents=True, exist_ok=True)
+    running = [r["name"] for r in status(state) if r["running"]]
+    if running:   # checked before the try below: a second `up` must not stop the first's VMs
+        raise VmlabError(f"{', '.join(running)} already running in {state}: run `down` first")
     image = ensure_image()
     kvm = kvm_usable()
     assign_addresses(opts.hosts, state)
