@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Benchmark argocd_sync: time from the application turning Synced+Healthy in the
 stand-in to the module's runner returning, stream against polling.
 
@@ -69,7 +69,7 @@ def main() -> int:
         for label, over in (("stream", dict(watch=True)),
                             ("poll 2.0 s (default)", dict(watch=False, poll_interval=2.0)),
                             ("poll 0.5 s", dict(watch=False, poll_interval=0.5))):
-            samples = [one_run(server, token, **over) for _ in range(args.repetitions)]
+            samples = [one_run(server, token, **over) for _repetition in range(args.repetitions)]
             rows.append((label, statistics.median(samples), p95(samples), max(samples)))
         violations = list(server.store.violations)
     if args.json:

@@ -69,7 +69,7 @@ def run_playbook(playbook: str, extra_vars: Dict[str, Any], check: bool = False,
     })
     full_env.pop("ARGOCD_AUTH_TOKEN", None)
     full_env.update(env or {})
-    proc = subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=300, check=False)
     return PlaybookResult(proc)
 
 

@@ -65,4 +65,3 @@ def test_tls_and_base_path(playbook):
         assert "TLS" in result.task("Untrusted certificate")["msg"]
         assert result.task("Trusted through ca_path")["username"] == "admin"
         assert server.store.violations == []
-

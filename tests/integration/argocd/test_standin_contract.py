@@ -129,8 +129,8 @@ def test_project_rules(srv):
              "spec": {"sourceRepos": ["y"]}}
     status, err = call(srv, "PUT", "/api/v1/projects/p1", {"project": stale})
     assert status == 409 and err["code"] == 10
-    bad_window = {"metadata": {"name": "p2"}, "spec": {"syncWindows": [{"kind": "maybe", "schedule": "* * * * *",
-                                                                         "duration": "1h"}]}}
+    window = {"kind": "maybe", "schedule": "* * * * *", "duration": "1h"}
+    bad_window = {"metadata": {"name": "p2"}, "spec": {"syncWindows": [window]}}
     assert call(srv, "POST", "/api/v1/projects", {"project": bad_window})[0] == 400
     create_demo(srv)
     assert call(srv, "DELETE", "/api/v1/projects/default")[0] == 400
@@ -149,9 +149,9 @@ def test_repository_credentials_never_read_back(srv):
 
 
 def test_login_rate_limit(srv):
-    for _ in range(5):
+    for _attempt in range(5):
         assert call(srv, "POST", "/api/v1/session", {"username": "admin", "password": "bad"}, token=None)[0] == 401
-    status, _ = call(srv, "POST", "/api/v1/session", {"username": "admin", "password": "admin-password"}, token=None)
+    status, _body = call(srv, "POST", "/api/v1/session", {"username": "admin", "password": "admin-password"}, token=None)
     assert status == 401
     with srv.store.cond:
         srv.store.login_failures["admin"] = [t - 301 for t in srv.store.login_failures["admin"]]

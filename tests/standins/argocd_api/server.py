@@ -218,7 +218,7 @@ class Controller(threading.Thread):
                 self.store.cond.wait(0.01)
                 due = [j for j in self.jobs if j[0] <= time.monotonic()]
                 self.jobs = [j for j in self.jobs if j[0] > time.monotonic()]
-                for _, fn in sorted(due, key=lambda j: j[0]):
+                for _due_at, fn in sorted(due, key=lambda j: j[0]):
                     fn()
 
     # jobs (run with cond held)

@@ -122,6 +122,6 @@ def render(tmp: Path, *, inventory_env: str | None, extra: dict[str, Any] | None
            "-e", json.dumps(extra_vars)]
     if check:
         cmd.append("--check")
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
     output = proc.stdout + proc.stderr
     return Rendered(proc.returncode, output, manifests, _parse_recap(output))

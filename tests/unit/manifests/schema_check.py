@@ -75,7 +75,7 @@ def crd_schemas() -> dict[tuple[str, str], tuple[dict[str, Any], str]]:
 
 
 def _core_schema_file(api_version: str, kind: str) -> Path:
-    group, _, version = api_version.rpartition("/")
+    group, _slash, version = api_version.rpartition("/")
     group = group.split(".")[0] if group else ""
     name = f"{kind.lower()}-{group + '-' if group else ''}{version}.json"
     base = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"

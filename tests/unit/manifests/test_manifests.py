@@ -4,7 +4,6 @@ custom resources against their CRD schema, unknown kinds rejected), and says wha
 from __future__ import annotations
 
 import stat
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -45,7 +44,7 @@ def test_every_manifest_validates(rendered, scenario):
             if doc["kind"] in HELM_KINDS:
                 values_of(doc)
             checked.append((name, doc["kind"], how))
-    kinds = {(k, how) for _, k, how in checked}
+    kinds = {(k, how) for _name, k, how in checked}
     assert ("AppProject", "crd") in kinds and ("Application", "crd") in kinds
     assert ("HelmChart", "crd") in kinds and ("StorageClass", "core") in kinds and ("Ingress", "core") in kinds
 

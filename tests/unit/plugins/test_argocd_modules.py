@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime
 from unittest import mock
 
-import pytest
-
 from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_client import ArgoCDError
 from ansible_collections.dictamesh.k3s_gitops.plugins.modules import (
     argocd_application,
