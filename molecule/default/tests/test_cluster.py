@@ -31,8 +31,6 @@ def service(host: testinfra.host.Host) -> str:
     return "k3s" if is_server(host) else "k3s-agent"
 
 
-
-
 def nodes_from(host: testinfra.host.Host) -> dict[str, dict[str, Any]]:
     out = host.check_output(f"{K3S} kubectl get nodes -o json")
     return {item["metadata"]["name"]: item for item in json.loads(out)["items"]}

@@ -14,8 +14,9 @@ depend on (docs.k3s.io):
 * joining (servers and agents) needs the cluster token, either the full
   `K10<sha256 of the CA bundle>::server:<secret>` form (the CA hash is checked) or the bare
   secret; a server cannot join a sqlite (non-etcd) server;
-* serves HTTPS (self-signed CA) on 6443: /readyz, /livez, /ping, /cacerts, /version
-  unauthenticated; /api/v1/nodes with the admin client certificate of k3s.yaml;
+* serves HTTPS (self-signed CA) on 6443: /ping, /cacerts (supervisor) and /version
+  unauthenticated; /readyz, /livez, /healthz and /api/v1/nodes only with the admin client
+  certificate of k3s.yaml (K3S disables anonymous auth: k3s-io/k3s#3576);
 * writes /etc/rancher/k3s/k3s.yaml (0600 unless write-kubeconfig-mode), server/token,
   server/node-token (0600), server/db/, server/manifests/, server/tls/, agent/images/;
 * `k3s agent` registers a node and keeps it Ready with heartbeats;
@@ -470,8 +471,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 (http.server API)
         daemon = self.daemon
         path = self.path.split("?", 1)[0]
-        if path in ("/readyz", "/livez", "/healthz"):
-            return self.reply(200, "ok", "text/plain") if daemon.ready else self.reply(503, "not ready", "text/plain")
         if path == "/ping":
             return self.reply(200, "pong", "text/plain")
         if path == "/cacerts":
@@ -483,8 +482,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if self.headers.get("X-Standin-Secret") != daemon.secret:
                 return self.status(401, "Unauthorized")
             return self.reply(200, daemon.cluster.data)
-        if not self.authenticated():
+        if not self.authenticated():  # K3S runs the apiserver with anonymous auth off (k3s-io/k3s#3576)
             return self.status(401, "Unauthorized")
+        if path in ("/readyz", "/livez", "/healthz"):
+            return self.reply(200, "ok", "text/plain") if daemon.ready else self.reply(503, "not ready", "text/plain")
         if path == "/api/v1/nodes":
             return self.reply(200, daemon.node_list())
         if path.startswith("/api/v1/nodes/"):
