@@ -61,7 +61,7 @@ def run(playbook: Path, tmp_path: Path, inventory: dict[str, Any] | None = None,
         cmd += ["-e", f"@{ext}"]
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_FORCE_COLOR="0", ANSIBLE_STDOUT_CALLBACK="default")
-    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
 
 
 def cluster(servers: int = 1, agents: int = 1, **cluster_vars: Any) -> dict[str, Any]:
@@ -146,7 +146,7 @@ def test_download_verified_and_idempotent(tmp_path: Path, mirror_url: str) -> No
     assert "changed=1" in first.stdout
     k3s = tmp_path / "bin/k3s"
     assert oct(k3s.stat().st_mode & 0o777) == "0o755"
-    assert subprocess.run([sys.executable, str(k3s), "--version"], capture_output=True, text=True).stdout.startswith(
+    assert subprocess.run([sys.executable, str(k3s), "--version"], capture_output=True, text=True, check=True).stdout.startswith(
         f"k3s version {VERSION} ")
     second = run(BINARY, tmp_path, None, binary_vars(tmp_path, f"{mirror_url}/good"))
     assert second.returncode == 0 and "changed=0" in second.stdout, second.stdout[-3000:]

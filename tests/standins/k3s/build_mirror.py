@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Fill an artifact-mirror directory with the K3S stand-in, laid out like a K3S release.
 
     <root>/<version>/k3s, k3s-arm64, k3s-airgap-images-<arch>.tar.zst,
@@ -30,11 +29,11 @@ PLACEHOLDER = '"__K3S_STANDIN_VERSION__"'
 
 
 def standin_for(version: str) -> bytes:
-    """The stand-in script with `version` baked in."""
+    """The stand-in script with `version` baked in, as an executable (python3 shebang)."""
     text = STANDIN.read_text(encoding="utf-8")
     if PLACEHOLDER not in text:
         raise RuntimeError(f"{STANDIN} has no version placeholder {PLACEHOLDER}")
-    return text.replace(PLACEHOLDER, f'"{version}"', 1).encode()
+    return ("#!/usr/bin/env python3\n" + text.replace(PLACEHOLDER, f'"{version}"', 1)).encode()
 
 
 def write_assets(target: Path, version: str) -> dict[str, dict[str, str]]:

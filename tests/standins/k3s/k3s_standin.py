@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """K3S stand-in for tests: NOT K3S. It never ships in roles/ or plugins/.
 
 It is installed as /usr/local/bin/k3s through the user's own path (artifact mirror +
@@ -250,7 +249,7 @@ def split_token(token: str):
 
 
 def openssl(*args: str) -> None:
-    result = subprocess.run(["openssl"] + list(args), capture_output=True, text=True)
+    result = subprocess.run(["openssl"] + list(args), capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise StandinError("openssl %s failed: %s" % (args[0], result.stderr.strip()))
 
@@ -643,7 +642,7 @@ class ServerDaemon:
 
     def handle_join(self, body: dict):
         try:
-            _, secret = split_token(str(body.get("token", "")))
+            _ca_hash, secret = split_token(str(body.get("token", "")))
         except StandinError as exc:
             return 400, {"message": str(exc)}
         if secret != self.secret:
@@ -725,7 +724,7 @@ users:
 
 def join_cluster(server: str, token: str, node: dict) -> dict:
     """Fetch /cacerts, check the token's CA hash, then ask the server to let us in."""
-    expected, _ = split_token(token)
+    expected, _secret = split_token(token)
     deadline = time.time() + env_float("K3S_STANDIN_JOIN_TIMEOUT", 120)
     server = server.rstrip("/")
     while True:

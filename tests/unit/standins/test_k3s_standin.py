@@ -84,7 +84,7 @@ class Node:
             if self.proc.poll() is not None:
                 raise AssertionError(f"{self.name} exited {self.proc.returncode}: {self.proc.stdout.read()}")
             try:
-                if get(self.url + "/readyz") == (200, "ok"):
+                if get(self.url + "/ping") == (200, "pong"):
                     return
             except OSError:
                 pass
@@ -93,7 +93,7 @@ class Node:
 
     def wait_exit(self, timeout: float = 20) -> tuple[int, str]:
         assert self.proc is not None
-        out, _ = self.proc.communicate(timeout=timeout)
+        out, _err = self.proc.communicate(timeout=timeout)
         return self.proc.returncode, out
 
     def stop(self) -> None:
@@ -107,7 +107,7 @@ class Node:
 
     def kubectl(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, str(STANDIN), "kubectl", *args], env=self.env(),
-                              capture_output=True, text=True, timeout=30)
+                              capture_output=True, text=True, timeout=30, check=False)
 
     def nodes(self) -> dict[str, dict]:
         result = self.kubectl("get", "nodes", "-o", "json")
@@ -227,10 +227,14 @@ def test_first_server_writes_k3s_files(cluster) -> None:
     assert get(server.url + "/cacerts") == (200, ca.decode())
 
 
-def test_api_needs_client_certificate_readyz_does_not(cluster) -> None:
+def test_api_and_health_need_client_certificate(cluster) -> None:
+    """Anonymous auth is off on K3S: /readyz is 401 without credentials (k3s-io/k3s#3576)."""
     server = first_server(cluster)
-    assert get(server.url + "/readyz") == (200, "ok")
+    assert get(server.url + "/ping") == (200, "pong")
+    assert get(server.url + "/readyz")[0] == 401
     assert get(server.url + "/api/v1/nodes")[0] == 401
+    result = server.kubectl("get", "--raw", "/readyz")
+    assert (result.returncode, result.stdout) == (0, "ok\n")
 
 
 def test_servers_and_agent_join_and_share_nodes(cluster) -> None:
