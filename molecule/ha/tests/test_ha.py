@@ -4,25 +4,38 @@ The stand-in annotates each node with its join sequence, join time, how it start
 (cluster-init or join) and through which server it joined; standin-starts.log holds each
 K3S start. Expected: the first inventory server founded the cluster, the others joined it in
 inventory order, each only after the previous one was up (serial: 1 + wait for Ready).
+After side_effect.yml (marker file `rebuilt-first-server`), the wiped first server must have
+joined a running server instead of founding a new cluster.
 """
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
+from typing import Any
 
 import testinfra.host
 
 K3S = "/usr/local/bin/k3s"
 
 
+def rebuilt() -> bool:
+    return (Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "rebuilt-first-server").exists()
+
+
+def nodes(host: testinfra.host.Host) -> dict[str, dict[str, Any]]:
+    items = json.loads(host.check_output(f"{K3S} kubectl get nodes -o json"))["items"]
+    return {i["metadata"]["name"]: i["metadata"] for i in items}
+
+
 def test_join_order(host: testinfra.host.Host) -> None:
     variables = host.ansible.get_variables()
     servers = variables["groups"]["k3s_servers"]
-    if variables["inventory_hostname"] != servers[0]:
-        return
-    items = json.loads(host.check_output(f"{K3S} kubectl get nodes -o json"))["items"]
-    nodes = {i["metadata"]["name"]: i["metadata"] for i in items}
-    assert set(nodes) == set(servers)
-    notes = {name: meta["annotations"] for name, meta in nodes.items()}
+    if variables["inventory_hostname"] != servers[1]:
+        return  # checked once, from the second server (up in both phases)
+    meta = nodes(host)
+    assert set(meta) == set(servers)
+    notes = {name: m["annotations"] for name, m in meta.items()}
     assert [notes[s]["k3s.standin/join-seq"] for s in servers] == ["1", "2", "3"]
     assert notes[servers[0]]["k3s.standin/mode"] == "cluster-init"
     for server in servers[1:]:
@@ -30,30 +43,44 @@ def test_join_order(host: testinfra.host.Host) -> None:
         assert notes[server]["k3s.standin/joined-via"] == servers[0]
     times = [float(notes[s]["k3s.standin/joined-at"]) for s in servers]
     assert times == sorted(times)
+    assert len({n["k3s.standin/cluster-id"] for n in notes.values()}) == 1
     for server in servers:
-        labels = nodes[server]["labels"]
-        assert labels.get("node-role.kubernetes.io/etcd") == "true", server
+        assert meta[server]["labels"].get("node-role.kubernetes.io/etcd") == "true", server
 
 
 def test_each_server_joined_after_previous_was_up(host: testinfra.host.Host) -> None:
-    """Server n+1 registered after server n's K3S reported ready (its start log line)."""
+    """Server n+1 registered after server n, and no later than its own K3S reported ready."""
     variables = host.ansible.get_variables()
     servers = variables["groups"]["k3s_servers"]
-    if variables["inventory_hostname"] == servers[0]:
-        return
     index = servers.index(variables["inventory_hostname"])
-    items = json.loads(host.check_output(f"{K3S} kubectl get nodes -o json"))["items"]
-    joined = {i["metadata"]["name"]: float(i["metadata"]["annotations"]["k3s.standin/joined-at"]) for i in items}
+    if index == 0:
+        return
+    joined = {name: float(m["annotations"]["k3s.standin/joined-at"]) for name, m in nodes(host).items()}
     own_start = float(host.file("/var/lib/rancher/k3s/standin-starts.log").content_string.split()[0])
     assert joined[servers[index - 1]] < joined[servers[index]] <= own_start
 
 
-def test_config_records_join_target(host: testinfra.host.Host) -> None:
+def test_config_records_init_or_join(host: testinfra.host.Host) -> None:
     variables = host.ansible.get_variables()
     servers = variables["groups"]["k3s_servers"]
     text = host.file("/etc/rancher/k3s/config.yaml").content_string
-    if variables["inventory_hostname"] == servers[0]:
+    if variables["inventory_hostname"] == servers[0] and not rebuilt():
         assert "cluster-init: true" in text and "server:" not in text
     else:
         assert "cluster-init" not in text
         assert "server: https://" in text and ":6443" in text
+
+
+def test_rebuilt_first_server_joined_the_running_cluster(host: testinfra.host.Host) -> None:
+    variables = host.ansible.get_variables()
+    servers = variables["groups"]["k3s_servers"]
+    if variables["inventory_hostname"] != servers[0] or not rebuilt():
+        return
+    starts = host.file("/var/lib/rancher/k3s/standin-starts.log").content_string.split()
+    assert starts[2] == "join", starts
+    text = host.file("/etc/rancher/k3s/config.yaml").content_string
+    assert f"server: https://{variables['node_ip']}:" not in text  # joined a peer, not itself
+    meta = nodes(host)
+    assert set(meta) == set(servers)
+    assert len({m["annotations"]["k3s.standin/cluster-id"] for m in meta.values()}) == 1
+    assert starts[3] == meta[servers[1]]["annotations"]["k3s.standin/cluster-id"]
