@@ -1,0 +1,399 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) dictamesh.k3s_gitops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: argocd_rollback
+short_description: Roll an Argo CD application back to an earlier entry of its history and wait
+version_added: 0.2.0
+description:
+  - Rolls an Argo CD application back to an entry of its deployment history
+    (C(POST /api/v1/applications/{name}/rollback) with C(id), C(prune) and C(dryRun)) and waits until the
+    operation this task started has finished with phase C(Succeeded), then until the application is C(Healthy).
+  - The history entry is selected by its O(id) or by the newest entry deployed at O(revision).
+  - Nothing is requested when the newest history entry already has the revision and source of the selected
+    entry (the application runs what was asked for), so running the task again changes nothing.
+  - Argo CD refuses a rollback while automated sync is enabled on the application (it would sync back to
+    the target revision at once); the module fails early with a message saying so.
+  - Waiting uses the same logic as M(dictamesh.k3s_gitops.argocd_sync); after a rollback the application is
+    usually C(OutOfSync) with its target revision, so only the operation and the health are waited for.
+author:
+  - DictaMesh maintainers (@dictamesh)
+options:
+  name:
+    description: Name of the application.
+    type: str
+    required: true
+  project:
+    description:
+      - Project of the application. When given, a missing application is reported as missing rather than
+        as Argo CD's deliberate C(permission denied).
+    type: str
+  app_namespace:
+    description: Namespace of the Application object when apps-in-any-namespace is used.
+    type: str
+  id:
+    description:
+      - C(id) of the history entry (C(status.history[].id)) to roll back to.
+      - Exactly one of O(id) and O(revision) is required.
+    type: int
+  revision:
+    description:
+      - Roll back to the newest history entry deployed at this revision (the full commit SHA or chart
+        version Argo CD recorded).
+    type: str
+  prune:
+    description: Delete resources that the history entry does not have.
+    type: bool
+    default: false
+  dry_run:
+    description: Ask Argo CD for a dry run. A dry run never reports a change.
+    type: bool
+    default: false
+  wait_for:
+    description:
+      - Conditions to wait for, in this order. V(operation) waits for the rollback operation to succeed,
+        V(health) for C(Healthy) (implies V(operation)). An empty list only requests the rollback.
+    type: list
+    elements: str
+    choices: [operation, health]
+    default: [operation, health]
+  timeout:
+    description: Seconds to wait in total before failing.
+    type: int
+    default: 300
+  poll_interval:
+    description: Seconds between two reads when polling.
+    type: float
+    default: 2.0
+  watch:
+    description: Wait on the stream endpoint. With V(false), or when the stream is unusable, the module polls.
+    type: bool
+    default: true
+  on_running_operation:
+    description:
+      - What to do when another operation is already in progress on the application.
+      - V(wait) waits for it to finish (within O(timeout)), V(terminate) terminates it, V(fail) fails.
+    type: str
+    choices: [wait, terminate, fail]
+    default: wait
+extends_documentation_fragment:
+  - dictamesh.k3s_gitops.argocd
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.ACTIONGROUPS
+attributes:
+  check_mode:
+    support: full
+    details:
+      - In check mode no rollback is requested; the history entry and the automated sync policy are still
+        checked, and C(changed) predicts whether a rollback would be requested.
+  diff_mode:
+    support: none
+  platform:
+    platforms: all
+  action_group:
+    membership:
+      - dictamesh.k3s_gitops.argocd
+notes:
+  - Argo CD keeps C(spec.revisionHistoryLimit) entries (default 10); older ids cannot be rolled back to.
+  - A rollback does not change the application's target revision in Git; the next sync (manual or
+    automated, once re-enabled) goes back to it.
+"""
+
+EXAMPLES = r"""
+- name: Roll dictamesh-dev back to history entry 4 and wait until it is healthy
+  dictamesh.k3s_gitops.argocd_rollback:
+    server_url: https://argocd.example.com
+    auth_token: "{{ argocd_token }}"
+    name: dictamesh-dev
+    project: dictamesh
+    id: 4
+
+- name: Roll back to the deployment of a given commit, pruning what it did not have
+  dictamesh.k3s_gitops.argocd_rollback:
+    name: customer-adapter-dev
+    revision: 0c4e1a9d0b3f6e8f2a7c5d9e1b2a3c4d5e6f7a8b
+    prune: true
+    timeout: 600
+"""
+
+RETURN = r"""
+application:
+  description: The application as last seen.
+  returned: success
+  type: dict
+history_entry:
+  description: The history entry rolled back to (C(id), C(revision), C(source), C(deployedAt)).
+  returned: success
+  type: dict
+operation_state:
+  description: C(status.operationState) of the operation this task started.
+  returned: when a rollback was requested and waited for
+  type: dict
+revision:
+  description: Revision of the history entry.
+  returned: success
+  type: str
+sync_status:
+  description: C(status.sync.status) as last seen (usually C(OutOfSync) after a rollback).
+  returned: success
+  type: str
+health_status:
+  description: C(status.health.status) as last seen.
+  returned: success
+  type: str
+  sample: Healthy
+resource_messages:
+  description: One line per resource result with a message (failures first).
+  returned: when a rollback was requested and waited for
+  type: list
+  elements: str
+wait_method:
+  description: V(stream) or V(poll), how the module waited.
+  returned: success
+  type: str
+terminated_operation:
+  description: Whether an operation in progress was terminated.
+  returned: success
+  type: bool
+"""
+
+import time
+
+from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_client import (
+    ArgoCDError,
+    encode_path_segment,
+)
+from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_module import ArgoCDModule
+from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_wait import (
+    ApplicationWaiter,
+    OperationTracker,
+    SyncFailed,
+    WaitTimeout,
+    check_phase,
+    converged_predicate,
+    operation_key,
+    operation_running,
+    operation_state,
+    resource_messages,
+    status_of,
+)
+
+IN_PROGRESS = "another operation is already in progress"
+AUTO_SYNC = "rollback cannot be initiated when auto-sync is enabled"
+
+
+class RollbackError(Exception):
+    def __init__(self, message, application=None):
+        super(RollbackError, self).__init__(message)
+        self.application = application
+
+
+def history_of(app):
+    """``status.history`` sorted by id (ids may come as strings: int64 in JSON)."""
+    entries = status_of(app).get("history") or []
+    return sorted(entries, key=lambda e: int(e.get("id") or 0))
+
+
+def select_entry(app, entry_id=None, revision=None):
+    """The history entry with ``entry_id``, or the newest one at ``revision``; RollbackError when none."""
+    history = history_of(app)
+    name = (app.get("metadata") or {}).get("name")
+    if entry_id is not None:
+        for entry in history:
+            if int(entry.get("id") or 0) == entry_id:
+                return entry
+        raise RollbackError("application %r has no history entry with id %s (ids: %s)" % (
+            name, entry_id, ", ".join(str(e.get("id")) for e in history) or "none"), app)
+    for entry in reversed(history):
+        if entry.get("revision") == revision:
+            return entry
+    raise RollbackError("application %r has no history entry at revision %r (revisions: %s)" % (
+        name, revision, ", ".join(str(e.get("revision")) for e in history) or "none"), app)
+
+
+def already_deployed(app, entry):
+    """True when the newest history entry has the revision and source of ``entry``."""
+    history = history_of(app)
+    if not history:
+        return False
+    latest = history[-1]
+    return latest.get("revision") == entry.get("revision") and (latest.get("source") or {}) == (entry.get("source") or {})
+
+
+def auto_sync_enabled(app):
+    automated = ((app.get("spec") or {}).get("syncPolicy") or {}).get("automated")
+    if not isinstance(automated, dict):
+        return bool(automated)
+    return automated.get("enabled", True) is not False
+
+
+def build_rollback_request(params, entry_id):
+    """The ApplicationRollbackRequest body (only fields given)."""
+    body = {"name": params["name"], "id": int(entry_id), "prune": params["prune"], "dryRun": params["dry_run"]}
+    if params.get("project"):
+        body["project"] = params["project"]
+    if params.get("app_namespace"):
+        body["appNamespace"] = params["app_namespace"]
+    return body
+
+
+class RollbackRunner:
+    """Runs one argocd_rollback task (waiting as argocd_sync does); ``clock``/``sleep`` injectable for tests."""
+
+    def __init__(self, params, client, check_mode=False, clock=None, sleep=None):
+        self.params = params
+        self.client = client
+        self.check_mode = check_mode
+        self.clock = clock or time.monotonic
+        self.sleep = sleep or time.sleep
+        self.deadline = self.clock() + params["timeout"]
+        self.waiter = ApplicationWaiter(
+            client, params["name"], project=params.get("project"), app_namespace=params.get("app_namespace"),
+            use_stream=params["watch"], poll_interval=params["poll_interval"], clock=self.clock, sleep=self.sleep,
+        )
+        self.terminated = False
+
+    def get(self):
+        app = self.client.get_application(
+            self.params["name"], project=self.params.get("project"), app_namespace=self.params.get("app_namespace")
+        )
+        if app is None:
+            raise RollbackError("application %r not found (or not visible to this token)" % self.params["name"])
+        return app
+
+    def settle_running(self, app):
+        """Deal with an operation in progress; return the app once none runs."""
+        if not operation_running(app):
+            return app
+        policy = self.params["on_running_operation"]
+        if policy == "fail":
+            raise RollbackError("%s on %r (on_running_operation=fail)" % (IN_PROGRESS, self.params["name"]), app)
+        if policy == "terminate" and not self.terminated:
+            try:
+                self.client.terminate_operation(self.params["name"], app_namespace=self.params.get("app_namespace"))
+            except ArgoCDError as exc:
+                if exc.status != 400:  # 400: it finished meanwhile
+                    raise
+            self.terminated = True
+        return self.waiter.wait(lambda a: not operation_running(a), self.deadline, "the running operation to end")
+
+    def finish(self, result, app):
+        result.update(
+            application=app,
+            sync_status=(status_of(app).get("sync") or {}).get("status"),
+            health_status=(status_of(app).get("health") or {}).get("status"),
+            wait_method=self.waiter.method,
+            terminated_operation=self.terminated,
+        )
+        if self.waiter.fallback_reason:
+            result["stream_fallback_reason"] = self.waiter.fallback_reason
+        return result
+
+    def post(self, body):
+        return self.client.request(
+            "POST", "/api/v1/applications/%s/rollback" % encode_path_segment(self.params["name"]),
+            body=body, idempotent=False,
+        )
+
+    def request_rollback(self, app, entry):
+        """POST the rollback; retry after an in-progress race. Returns (app, tracker)."""
+        body = build_rollback_request(self.params, entry["id"])
+        while True:
+            app = self.settle_running(app)
+            previous = operation_key(app)
+            try:
+                self.post(body)
+            except ArgoCDError as exc:
+                message = (exc.message or "").lower()
+                if exc.status == 400 and IN_PROGRESS in message:
+                    if self.clock() >= self.deadline or self.params["on_running_operation"] == "fail":
+                        raise RollbackError("%s on %r: %s" % (IN_PROGRESS, self.params["name"], exc.message), app)
+                    app = self.get()
+                    self.sleep(min(self.params["poll_interval"], max(self.deadline - self.clock(), 0)))
+                    continue
+                if exc.status == 400 and AUTO_SYNC in message:
+                    raise RollbackError(auto_sync_message(self.params["name"]), app)
+                raise
+            return app, OperationTracker(previous, self.client.last_response_date)
+
+    def run(self):
+        params = self.params
+        before = self.get()
+        entry = select_entry(before, params.get("id"), params.get("revision"))
+        if auto_sync_enabled(before):
+            raise RollbackError(auto_sync_message(params["name"]), before)
+        result = dict(changed=False, terminated_operation=False, wait_method=self.waiter.method,
+                      history_entry=entry, revision=entry.get("revision"))
+        if already_deployed(before, entry):
+            return self.finish(result, before)
+        if self.check_mode:
+            result["changed"] = not params["dry_run"]
+            return self.finish(result, before)
+        wait_for = params["wait_for"]
+        try:
+            app, tracker = self.request_rollback(before, entry)
+            result["changed"] = not params["dry_run"]
+            if not wait_for:
+                return self.finish(result, app)
+            app = self.waiter.wait(tracker.finished, self.deadline, "the rollback operation to finish")
+            check_phase(app)
+            result.update(operation_state=operation_state(app), resource_messages=resource_messages(app))
+            if "health" in wait_for and not params["dry_run"]:
+                predicate = converged_predicate(["health"], operation_state(app).get("finishedAt"))
+                app = self.waiter.wait(predicate, self.deadline, "health")
+        except WaitTimeout as exc:
+            raise RollbackError("%s on %r after %ss (last health %s, operation %s)" % (
+                exc, params["name"], params["timeout"],
+                (status_of(exc.last).get("health") or {}).get("status"),
+                operation_state(exc.last).get("phase")), exc.last)
+        except SyncFailed as exc:
+            raise RollbackError("rollback of %r failed: %s" % (params["name"], str(exc).replace("sync operation", "operation")),
+                            exc.application)
+        return self.finish(result, app)
+
+
+def auto_sync_message(name):
+    return ("%s on %r: disable automated sync first (for example with dictamesh.k3s_gitops.argocd_application "
+            "and no syncPolicy.automated), then roll back" % (AUTO_SYNC, name))
+
+
+def argument_spec():
+    return dict(
+        name=dict(type="str", required=True),
+        project=dict(type="str"),
+        app_namespace=dict(type="str"),
+        id=dict(type="int"),
+        revision=dict(type="str"),
+        prune=dict(type="bool", default=False),
+        dry_run=dict(type="bool", default=False),
+        wait_for=dict(type="list", elements="str", choices=["operation", "health"], default=["operation", "health"]),
+        timeout=dict(type="int", default=300),
+        poll_interval=dict(type="float", default=2.0),
+        watch=dict(type="bool", default=True),
+        on_running_operation=dict(type="str", choices=["wait", "terminate", "fail"], default="wait"),
+    )
+
+
+def main():
+    module = ArgoCDModule(
+        argument_spec=argument_spec(), supports_check_mode=True,
+        mutually_exclusive=[("id", "revision")], required_one_of=[("id", "revision")],
+    )
+    runner = RollbackRunner(module.params, module.client, check_mode=module.check_mode)
+    try:
+        result = runner.run()
+    except RollbackError as exc:
+        module.fail_json(msg=str(exc), application=exc.application)
+    except ArgoCDError as exc:
+        module.fail_api(exc, "rollback of %r" % module.params["name"])
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
