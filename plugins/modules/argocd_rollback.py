@@ -353,8 +353,8 @@ class RollbackRunner:
                 (status_of(exc.last).get("health") or {}).get("status"),
                 operation_state(exc.last).get("phase")), exc.last)
         except SyncFailed as exc:
-            raise RollbackError("rollback of %r failed: %s" % (params["name"], str(exc).replace("sync operation", "operation")),
-                            exc.application)
+            detail = str(exc).replace("sync operation", "operation")
+            raise RollbackError("rollback of %r failed: %s" % (params["name"], detail), exc.application)
         return self.finish(result, app)
 
 
