@@ -1,7 +1,7 @@
 """Render the manifests the platform roles write, with real Ansible templating.
 
 A generated playbook runs, on localhost, the roles' validation and manifest task files
-(`tasks_from`) with the same role variables playbooks/platform.yml maps from the inventory,
+(`tasks_from`; the charts go through the helm_chart role with helm_chart_wait=false) with the same role variables playbooks/platform.yml maps from the inventory,
 writing into a temporary directory instead of K3S's manifests directory."""
 
 from __future__ import annotations
@@ -100,7 +100,10 @@ def render(tmp: Path, *, inventory_env: str | None, extra: dict[str, Any] | None
     tasks = []
     for role in roles or list(RENDER_TASKS):
         role_vars = dict(mapping.get(role, {}))
-        role_vars.update({f"{role}_manifests_dir": str(manifests), f"{role}_manifest_owner": owner})
+        role_vars.update({f"{role}_manifests_dir": str(manifests), f"{role}_manifest_owner": owner,
+                          # The roles write their charts through dictamesh.k3s_gitops.helm_chart:
+                          # write only, no helm-controller to wait for here.
+                          "helm_chart_wait": False})
         for task_file in RENDER_TASKS[role]:
             tasks.append({"name": f"{role} {task_file}", "ansible.builtin.include_role": {
                 "name": f"{COLLECTION}.{role}", "tasks_from": task_file, "public": True}, "vars": role_vars})
