@@ -1,0 +1,348 @@
+"""The K3S stand-in's platform module: helm-controller jobs, CRD validation and the kubectl
+calls the platform roles make, answered from the state on the first server."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import pprint
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[3]
+STANDIN = REPO / "tests" / "standins" / "k3s" / "standin"
+# Appended, not prepended: the module is named like the standard library's `platform`, so it is
+# loaded from its file under another name.
+sys.path.append(str(STANDIN))
+
+import platform_crds  # noqa: E402
+import platform_yaml  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("standin_platform", STANDIN / "platform.py")
+platform = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(platform)  # type: ignore[union-attr]
+
+HELMCHART = """apiVersion: helm.cattle.io/v1
+kind: HelmChart
+metadata:
+  name: cert-manager
+  namespace: kube-system
+spec:
+  repo: https://charts.jetstack.io
+  chart: cert-manager
+  version: "v1.21.1"
+  targetNamespace: cert-manager
+  createNamespace: true
+  valuesContent: |-
+    crds:
+      enabled: true
+"""
+
+
+def crd_schemas() -> dict:
+    def strip(node):
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k != "description"}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+    out = {}
+    for name in ("helm.cattle.io_helmcharts.yaml", "helm.cattle.io_helmchartconfigs.yaml"):
+        for doc in yaml.safe_load_all((REPO / "tests" / "schemas" / name).read_text()):
+            if doc:
+                for version in doc["spec"]["versions"]:
+                    key = "%s/%s %s" % (doc["spec"]["group"], version["name"], doc["spec"]["names"]["kind"])
+                    out[key] = strip(version["schema"]["openAPIV3Schema"])
+    return out
+
+
+class Cluster:
+    """A first server's data dir with a clock the test moves."""
+
+    def __init__(self, root: Path, disable: list[str] | None = None):
+        self.data = root / "k3s"
+        (self.data / "server" / "manifests").mkdir(parents=True)
+        self.config = root / "config.yaml"
+        self.config.write_text("disable:\n" + "".join(f"  - {d}\n" for d in disable) if disable else "{}\n")
+        self.clock = 1000.0
+
+    def write(self, name: str, text: str) -> None:
+        (self.data / "server" / "manifests" / name).write_text(text)
+
+    def run(self, *args: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+
+        def sleep(seconds: float) -> None:
+            self.clock += max(seconds, 0.5)
+        rc = platform.kubectl(list(args), str(self.data), str(self.config), out=out, err=err, sleep=sleep,
+                              now=lambda: self.clock)
+        return rc, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def cluster(tmp_path, monkeypatch):
+    monkeypatch.setenv("K3S_STANDIN_HELM_DELAY", "2")
+    return Cluster(tmp_path)
+
+
+def job_uid(cluster: Cluster, name: str) -> str:
+    rc, out, err = cluster.run("-n", "kube-system", "get", "job", "helm-install-" + name, "--ignore-not-found",
+                               "-o", "jsonpath={.metadata.uid}")
+    assert rc == 0, err
+    return out
+
+
+def test_crd_copy_matches_tests_schemas():
+    assert platform_crds.SCHEMAS == crd_schemas(), (
+        "regenerate platform_crds.py: SCHEMAS = " + pprint.pformat(crd_schemas())[:200])
+
+
+def test_yaml_reader_matches_pyyaml_on_rendered_style():
+    text = HELMCHART + "---\n# c\nkind: X\nlist:\n- a: 1\n  b: [x, 'y']\n- {}\nq: \"a\\tb\" # c\nf: >-\n  one\n  two\n"
+    assert platform_yaml.load_documents(text) == [d for d in yaml.safe_load_all(text) if d]
+
+
+def test_new_job_per_change_completes_after_delay(cluster):
+    assert job_uid(cluster, "cert-manager") == ""
+    cluster.write("cert-manager.yaml", HELMCHART)
+    first = job_uid(cluster, "cert-manager")
+    assert first
+    rc, _, err = cluster.run("-n", "cert-manager", "rollout", "status", "deployment/cert-manager", "--timeout=1s")
+    assert rc == 1 and 'deployments.apps "cert-manager" not found' in err
+    rc, out, err = cluster.run("-n", "kube-system", "wait", "--for=condition=complete", "job/helm-install-cert-manager",
+                               "--timeout=10s")
+    assert rc == 0 and "condition met" in out, err
+    assert job_uid(cluster, "cert-manager") == first
+    for name in ("cert-manager", "cert-manager-webhook", "cert-manager-cainjector"):
+        rc, out, err = cluster.run("-n", "cert-manager", "rollout", "status", "deployment/" + name, "--timeout=5s")
+        assert rc == 0 and "successfully rolled out" in out, err
+    cluster.write("cert-manager.yaml", HELMCHART.replace("v1.21.1", "v1.21.2"))
+    second = job_uid(cluster, "cert-manager")
+    assert second and second != first
+    # Same spec again (a comment only): no new job, as helm-controller hashes the spec.
+    cluster.write("cert-manager.yaml", "# comment\n" + HELMCHART.replace("v1.21.1", "v1.21.2"))
+    assert job_uid(cluster, "cert-manager") == second
+
+
+def test_invalid_helmchart_fails_job_with_log(cluster):
+    cluster.write("bad.yaml", HELMCHART.replace("name: cert-manager\n", "name: bad\n", 1)
+                  .replace("createNamespace: true", "createNamespace: true\n  failurPolicy: abort"))
+    assert job_uid(cluster, "bad")
+    rc, _, err = cluster.run("-n", "kube-system", "wait", "--for=condition=complete", "job/helm-install-bad",
+                             "--timeout=5s")
+    assert rc == 1 and "timed out waiting for the condition on jobs/helm-install-bad" in err
+    rc, out, _ = cluster.run("-n", "kube-system", "logs", "job/helm-install-bad", "--tail=5")
+    assert rc == 0 and 'spec.failurPolicy: unknown field "failurPolicy"' in out
+    assert "INSTALLATION FAILED" in out
+    rc, out, _ = cluster.run("-n", "kube-system", "get", "job", "helm-install-bad", "-o", "jsonpath={.status.failed}")
+    assert out == "1"
+
+
+@pytest.mark.parametrize("mutation, message", [
+    (("version: \"v1.21.1\"", "version: 1"), "spec.version: must be of type string"),
+    (("failurePolicy", "failurePolicy"), None),
+    (("    crds:\n      enabled: true", "    - not a mapping"), "values are not a YAML mapping"),
+])
+def test_schema_errors(mutation, message):
+    doc = platform_yaml.load_documents(HELMCHART.replace(*mutation))[0]
+    errors = platform.helm_object_errors(doc)
+    assert (message is None and errors == []) or any(message in e for e in errors), errors
+
+
+def test_bundled_traefik_and_local_path(cluster):
+    rc, out, _ = cluster.run("get", "storageclass", "local-path", "--ignore-not-found", "-o",
+                             "jsonpath={.metadata.annotations.storageclass\\.kubernetes\\.io/is-default-class}")
+    assert (rc, out) == (0, "true")
+    assert job_uid(cluster, "traefik")
+    cluster.clock += 5
+    rc, out, err = cluster.run("-n", "kube-system", "rollout", "status", "deployment/traefik")
+    assert rc == 0, err
+    before = job_uid(cluster, "traefik")
+    cluster.write("traefik-config.yaml", "apiVersion: helm.cattle.io/v1\nkind: HelmChartConfig\nmetadata:\n"
+                  "  name: traefik\n  namespace: kube-system\nspec:\n  valuesContent: |-\n    a: 1\n")
+    assert job_uid(cluster, "traefik") not in ("", before)
+
+
+def test_disabled_addons(tmp_path):
+    cluster = Cluster(tmp_path, disable=["traefik", "local-storage"])
+    assert job_uid(cluster, "traefik") == ""
+    rc, out, _ = cluster.run("get", "storageclass", "local-path", "--ignore-not-found", "-o", "name")
+    assert (rc, out) == (0, "")
+
+
+LONGHORN = """apiVersion: helm.cattle.io/v1
+kind: HelmChart
+metadata:
+  name: longhorn
+  namespace: kube-system
+spec:
+  chartContent: H4sIAAAA
+  version: "1.12.1"
+  targetNamespace: longhorn-system
+  failurePolicy: abort
+  valuesContent: |-
+    persistence:
+      defaultClass: true
+      reclaimPolicy: Delete
+"""
+RETAIN = """---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: longhorn-retain
+  annotations:
+    storageclass.kubernetes.io/is-default-class: "false"
+provisioner: driver.longhorn.io
+reclaimPolicy: Retain
+"""
+
+
+def test_longhorn_classes_and_annotate(cluster):
+    cluster.write("longhorn.yaml", LONGHORN)
+    cluster.write("longhorn-storageclasses.yaml", RETAIN)
+    rc, _, err = cluster.run("-n", "kube-system", "wait", "--for=condition=complete", "job/helm-install-longhorn",
+                             "--timeout=10s")
+    assert rc == 0, err
+    rc, out, _ = cluster.run("-n", "longhorn-system", "rollout", "status", "daemonset/longhorn-manager")
+    assert rc == 0 and "daemon set" in out
+    path = ('jsonpath={range .items[*]}{.metadata.name}{"\\t"}'
+            '{.metadata.annotations.storageclass\\.kubernetes\\.io/is-default-class}{"\\n"}{end}')
+    rc, out, _ = cluster.run("get", "storageclass", "-o", path)
+    assert out.splitlines() == ["local-path\ttrue", "longhorn\ttrue", "longhorn-retain\tfalse"]
+    rc, _, err = cluster.run("annotate", "storageclass", "local-path", "storageclass.kubernetes.io/is-default-class=false")
+    assert rc == 1 and "--overwrite is false" in err
+    rc, out, _ = cluster.run("annotate", "--overwrite", "storageclass", "local-path",
+                             "storageclass.kubernetes.io/is-default-class=false")
+    assert rc == 0 and "annotated" in out
+    rc, out, _ = cluster.run("get", "storageclass", "-o", path)
+    assert out.splitlines()[0] == "local-path\tfalse"
+    # The deploy controller does not re-apply an unchanged file over the annotation.
+    assert cluster.run("get", "storageclass", "-o", path)[1].splitlines()[0] == "local-path\tfalse"
+
+
+ARGOCD = """apiVersion: helm.cattle.io/v1
+kind: HelmChart
+metadata:
+  name: argocd
+  namespace: kube-system
+spec:
+  repo: https://argoproj.github.io/argo-helm
+  chart: argo-cd
+  version: "9.6.0"
+  targetNamespace: argocd
+  valuesContent: |-
+    fullnameOverride: argocd
+    configs:
+      params:
+        server.insecure: true
+      secret:
+        argocdServerAdminPassword: "%s"
+"""
+
+
+@pytest.mark.parametrize("password, secret", [("$2a$10$abc", False), ("", True)])
+def test_argocd_objects(cluster, password, secret):
+    cluster.write("argocd.yaml", ARGOCD % password)
+    rc, _, err = cluster.run("-n", "kube-system", "wait", "--for=condition=complete", "job/helm-install-argocd",
+                             "--timeout=10s")
+    assert rc == 0, err
+    rc, out, _ = cluster.run("-n", "argocd", "get", "service", "argocd-server", "-o", "jsonpath={.spec.clusterIP}")
+    assert rc == 0 and out.startswith("10.43.")
+    rc, out, _ = cluster.run("-n", "argocd", "get", "configmap", "argocd-cmd-params-cm", "--ignore-not-found", "-o",
+                             "jsonpath={.data.server\\.insecure}")
+    assert out == "true"
+    rc, out, _ = cluster.run("-n", "argocd", "rollout", "status", "statefulset/argocd-application-controller")
+    assert rc == 0
+    rc, out, _ = cluster.run("-n", "argocd", "get", "secret", "argocd-initial-admin-secret", "--ignore-not-found",
+                             "-o", "name")
+    assert out == ("secret/argocd-initial-admin-secret\n" if secret else "")
+    if secret:
+        rc, out, _ = cluster.run("-n", "argocd", "delete", "secret", "argocd-initial-admin-secret", "--ignore-not-found")
+        assert (rc, out) == (0, 'secret "argocd-initial-admin-secret" deleted\n')
+        rc, out, _ = cluster.run("-n", "argocd", "delete", "secret", "argocd-initial-admin-secret", "--ignore-not-found")
+        assert (rc, out) == (0, "")
+    rc, out, _ = cluster.run("get", "crd", "servicemonitors.monitoring.coreos.com", "--ignore-not-found", "-o", "name")
+    assert (rc, out) == (0, "")
+    rc, out, _ = cluster.run("get", "crd", "applications.argoproj.io", "-o", "name")
+    assert out == "customresourcedefinition.apiextensions.k8s.io/applications.argoproj.io\n"
+
+
+ISSUERS = """---
+apiVersion: cert-manager.io/v1
+kind: ClusterIssuer
+metadata:
+  name: selfsigned
+spec:
+  selfSigned: {}
+---
+apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata:
+  name: ca
+  namespace: cert-manager
+spec:
+  isCA: true
+  secretName: ca
+  issuerRef:
+    name: selfsigned
+    kind: ClusterIssuer
+---
+apiVersion: cert-manager.io/v1
+kind: ClusterIssuer
+metadata:
+  name: ca
+spec:
+  ca:
+    secretName: ca
+---
+apiVersion: cert-manager.io/v1
+kind: ClusterIssuer
+metadata:
+  name: letsencrypt-prod
+spec:
+  acme:
+    server: https://acme-v02.api.letsencrypt.org/directory
+"""
+
+
+def test_clusterissuers(cluster):
+    cluster.write("issuers.yaml", ISSUERS)
+    rc, _, err = cluster.run("wait", "--for=condition=Ready", "clusterissuer/selfsigned", "--timeout=1s")
+    assert rc == 1 and 'clusterissuers.cert-manager.io "selfsigned" not found' in err
+    cluster.write("cert-manager.yaml", HELMCHART)
+    rc, _, err = cluster.run("-n", "kube-system", "wait", "--for=condition=complete", "job/helm-install-cert-manager",
+                             "--timeout=10s")
+    assert rc == 0, err
+    for name in ("selfsigned", "ca"):
+        rc, out, err = cluster.run("wait", "--for=condition=Ready", "clusterissuer/" + name, "--timeout=5s")
+        assert rc == 0 and "condition met" in out, err
+    rc, _, err = cluster.run("wait", "--for=condition=Ready", "clusterissuer/letsencrypt-prod", "--timeout=2s")
+    assert rc == 1 and "timed out" in err
+
+
+@pytest.mark.parametrize("args", [["apply", "-f", "x.yaml"], ["get", "pods"], ["-n", "x", "exec", "pod"],
+                                  ["get", "job", "x", "--frobnicate"]])
+def test_unknown_calls_fail_clearly(cluster, args):
+    rc, out, err = cluster.run(*args)
+    assert rc == 1 and out == "" and "does not implement" in err
+
+
+def test_handles():
+    assert platform.handles(["-n", "kube-system", "get", "job", "helm-install-x", "-o", "jsonpath={.metadata.uid}"])
+    assert platform.handles(["wait", "--for=condition=Ready", "clusterissuer/x"])
+    assert not platform.handles(["get", "nodes", "-o", "json"])
+    assert not platform.handles(["get", "--raw", "/readyz"])
+
+
+if __name__ == "__main__":
+    (STANDIN / "platform_crds.py").write_text(
+        '"""helm-controller CRD schemas (helm.cattle.io/v1 HelmChart, HelmChartConfig) for the K3S stand-in.\n\n'
+        "GENERATED from tests/schemas/helm.cattle.io_*.yaml (descriptions dropped) by\n"
+        "tests/unit/standins/test_standin_platform.py (run it as a script to rewrite this file);\n"
+        'a unit test fails when this copy and tests/schemas differ.\n"""\n\nSCHEMAS = '
+        + pprint.pformat(crd_schemas(), width=110, sort_dicts=True) + "\n")
+    print(json.dumps(sorted(crd_schemas())))
