@@ -2,7 +2,7 @@
 
 K3S here is the stand-in of tests/standins/k3s/ (installed from the artifact mirror with its
 checksum file): the checks are those that hold for real K3S too, plus two stand-in records
-(tests/standins/k3s/k3s_standin.py): `standin-starts.log` (one line per K3S start, so a
+(tests/standins/k3s/standin/): `standin-starts.log` (one line per K3S start, so a
 needless restart shows) and the join annotations on the nodes.
 """
 from __future__ import annotations

@@ -18,22 +18,37 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import sys
+import zipfile
 from pathlib import Path
 from typing import Sequence
 
 HERE = Path(__file__).resolve().parent
-STANDIN = HERE / "k3s_standin.py"
+PACKAGE = HERE / "standin"
+CORE = PACKAGE / "core.py"
 DEFAULT_VERSION = "v1.34.1+k3s1"
 PLACEHOLDER = '"__K3S_STANDIN_VERSION__"'
 
 
 def standin_for(version: str) -> bytes:
-    """The stand-in script with `version` baked in, as an executable (python3 shebang)."""
-    text = STANDIN.read_text(encoding="utf-8")
-    if PLACEHOLDER not in text:
-        raise RuntimeError(f"{STANDIN} has no version placeholder {PLACEHOLDER}")
-    return ("#!/usr/bin/env python3\n" + text.replace(PLACEHOLDER, f'"{version}"', 1)).encode()
+    """The stand-in package as one executable zipapp (python3 shebang), `version` baked in."""
+    core = CORE.read_text(encoding="utf-8")
+    if PLACEHOLDER not in core:
+        raise RuntimeError(f"{CORE} has no version placeholder {PLACEHOLDER}")
+    buffer = io.BytesIO()
+    # Fixed timestamps: the same sources and version always give the same checksum.
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        def add(name: str, text: str) -> None:
+            archive.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), text)
+
+        add("__main__.py", (PACKAGE / "__main__.py").read_text(encoding="utf-8"))
+        for source in sorted(PACKAGE.glob("*.py")):
+            text = source.read_text(encoding="utf-8")
+            if source == CORE:
+                text = text.replace(PLACEHOLDER, f'"{version}"', 1)
+            add(f"standin/{source.name}", text)
+    return b"#!/usr/bin/env python3\n" + buffer.getvalue()
 
 
 def write_assets(target: Path, version: str) -> dict[str, dict[str, str]]:

@@ -13,6 +13,7 @@ import ssl
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -22,11 +23,14 @@ from typing import Iterator
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-STANDIN = REPO / "tests/standins/k3s/k3s_standin.py"
-sys.path.insert(0, str(STANDIN.parent))
+sys.path.insert(0, str(REPO / "tests/standins/k3s"))
 
 import build_mirror  # noqa: E402
-import k3s_standin  # noqa: E402
+from standin import core as k3s_standin  # noqa: E402
+
+# The processes run the same zipapp the mirror serves to the VMs.
+STANDIN = Path(tempfile.mkdtemp(prefix="k3s-standin-")) / "k3s"
+STANDIN.write_bytes(build_mirror.standin_for(build_mirror.DEFAULT_VERSION))
 
 TOKEN = "s3cret-cluster-token"
 

@@ -1,5 +1,9 @@
 """K3S stand-in for tests: NOT K3S. It never ships in roles/ or plugins/.
 
+The core of the `standin` package (server, agent, join rules, nodes); build_mirror.py bundles
+the package into one executable zipapp. Platform and day-2 calls live in their own modules
+(see EXTENSION_MODULES).
+
 It is installed as /usr/local/bin/k3s through the user's own path (artifact mirror +
 sha256sum-<arch>.txt) and enforces the parts of K3S's contract that the cluster roles
 depend on (docs.k3s.io):
@@ -37,6 +41,7 @@ import base64
 import datetime
 import hashlib
 import http.server
+import importlib
 import json
 import os
 import re
@@ -874,6 +879,7 @@ def api_get(path: str):
 
 
 def kubectl(args: list) -> int:
+    original_args = list(args)
     output = ""
     if "-o" in args:
         index = args.index("-o")
@@ -901,7 +907,30 @@ def kubectl(args: list) -> int:
             print("%-20s %-10s %-30s %s" % (item["metadata"]["name"], "Ready" if ready else "NotReady",
                                             roles, item["status"]["nodeInfo"]["kubeletVersion"]))
         return 0
+    for module in extensions():
+        handled = module.handle_kubectl(original_args)
+        if handled is not None:
+            return handled
     raise StandinError("the K3S stand-in does not implement 'kubectl %s'" % " ".join(args))
+
+
+# --------------------------------------------------------------------------- extensions
+
+# Optional modules of the stand-in package, each answering its own part of K3S's surface:
+#   handle_kubectl(args: list) -> int | None   the exit code, or None when the call is not its own
+#   COMMANDS: dict                             top-level subcommands, name -> callable(args) -> int
+EXTENSION_MODULES = ("platform", "day2")
+
+
+def extensions() -> list:
+    found = []
+    for name in EXTENSION_MODULES:
+        try:
+            found.append(importlib.import_module("standin." + name))
+        except ModuleNotFoundError as exc:
+            if exc.name != "standin." + name:
+                raise
+    return found
 
 
 # --------------------------------------------------------------------------- main
@@ -922,11 +951,10 @@ def main(argv: list) -> int:
             config = load_config(command, parse_flags(rest))
             daemon = ServerDaemon(config) if command == "server" else AgentDaemon(config)
             return daemon.run()
+        for module in extensions():
+            if command in getattr(module, "COMMANDS", {}):
+                return module.COMMANDS[command](rest)
         raise StandinError("the K3S stand-in does not implement '%s'" % command)
     except StandinError as exc:
         log("fatal", str(exc))
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

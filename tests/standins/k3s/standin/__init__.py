@@ -1,0 +1,1 @@
+"""The K3S stand-in package (tests only; bundled into a zipapp by build_mirror.py)."""
