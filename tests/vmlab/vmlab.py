@@ -32,7 +32,7 @@ from typing import Any, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mirror  # noqa: E402  (sibling module, also a CLI)
 
-RECIPE_VERSION = "4"
+RECIPE_VERSION = "5"
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 PACKAGES = (
@@ -60,6 +60,10 @@ IMAGE_FILES: dict[str, str] = {
     "etc/hostname": "vmlab\n",
     "etc/hosts": "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n",
     "etc/resolv.conf": "nameserver 10.0.2.3\n",
+    # The VMs boot the kernel and initrd extracted at build time: rebuilding the initramfs
+    # when a package asks (open-iscsi, cryptsetup, multipath-tools) is wasted work, measured
+    # at 20 of the 25 minutes of a Longhorn node_prep converge under software emulation.
+    "etc/initramfs-tools/update-initramfs.conf": "update_initramfs=no\nbackup_initramfs=no\n",
     # eth0: QEMU user-mode network (fixed addresses, no DHCP needed).
     "etc/systemd/network/10-vmlab-user.network": (
         "[Match]\nName=eth0\n\n[Network]\nAddress=10.0.2.15/24\nGateway=10.0.2.2\n"
