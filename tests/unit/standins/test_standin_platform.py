@@ -325,7 +325,7 @@ def test_clusterissuers(cluster):
 
 
 @pytest.mark.parametrize("args", [["apply", "-f", "x.yaml"], ["get", "pods"], ["-n", "x", "exec", "pod"],
-                                  ["get", "job", "x", "--frobnicate"]])
+                                  ["get", "job", "x", "--frobnicate"], ["delete", "configmap", "x"]])
 def test_unknown_calls_fail_clearly(cluster, args):
     rc, out, err = cluster.run(*args)
     assert rc == 1 and out == "" and "does not implement" in err
@@ -336,6 +336,9 @@ def test_handles():
     assert platform.handles(["wait", "--for=condition=Ready", "clusterissuer/x"])
     assert not platform.handles(["get", "nodes", "-o", "json"])
     assert not platform.handles(["get", "--raw", "/readyz"])
+    assert not platform.handles(["delete", "node", "x"])
+    assert not platform.handles(["wait", "--for=condition=Ready", "node/x"])
+    assert platform.handles(["-n", "argocd", "rollout", "status", "statefulset/x"])
 
 
 if __name__ == "__main__":

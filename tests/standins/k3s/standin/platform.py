@@ -691,7 +691,7 @@ def cmd_wait(platform_factory, words, opts, sleep, now):
 
 def cmd_logs(platform, words, opts):
     if len(words) != 1 or not words[0].startswith(("job/", "jobs/")):
-        raise KubectlError("the K3S stand-in implements logs only for job/NAME")
+        raise KubectlError("the K3S stand-in does not implement logs for %s (only job/NAME)" % " ".join(words))
     name = words[0].split("/", 1)[1]
     job = platform.job(opts["namespace"], name)
     if job is None:
@@ -703,7 +703,7 @@ def cmd_logs(platform, words, opts):
 
 def cmd_rollout(platform, words, opts):
     if not words or words[0] != "status":
-        raise KubectlError("the K3S stand-in implements only rollout status")
+        raise KubectlError("the K3S stand-in does not implement rollout %s (only rollout status)" % " ".join(words))
     kind, name = kind_and_name(words[1:])
     if kind not in ("deployment", "daemonset", "statefulset"):
         raise KubectlError('error: no status viewer has been implemented for %s' % kind)
@@ -718,7 +718,7 @@ def cmd_rollout(platform, words, opts):
 
 def cmd_annotate(platform, words, opts):
     if len(words) < 3 or resolve_kind(words[0]) != "storageclass":
-        raise KubectlError("the K3S stand-in implements annotate only for storageclass NAME KEY=VALUE")
+        raise KubectlError("the K3S stand-in does not implement annotate %s (only storageclass NAME KEY=VALUE)" % " ".join(words))
     entry = platform.table("storageclasses").get(words[1])
     if entry is None:
         raise not_found("storageclass", words[1])
@@ -736,7 +736,7 @@ def cmd_annotate(platform, words, opts):
 def cmd_delete(platform, words, opts):
     kind, name = kind_and_name(words)
     if kind != "secret":
-        raise KubectlError("the K3S stand-in implements delete only for secrets")
+        raise KubectlError("the K3S stand-in does not implement delete for %s (only secrets)" % kind)
     secrets = platform.table("secrets")
     key = "%s/%s" % (opts["namespace"], name)
     if key not in secrets:
@@ -750,20 +750,22 @@ def cmd_delete(platform, words, opts):
 VERBS = {"get": cmd_get, "logs": cmd_logs, "rollout": cmd_rollout, "annotate": cmd_annotate, "delete": cmd_delete}
 
 
+# Per verb, the resource kinds this module answers for (others are left to the other modules).
+HANDLED = {"get": set(RESOURCES) - {"deployment", "daemonset", "statefulset"}, "wait": {"job", "clusterissuer"},
+           "logs": {"job"}, "rollout": {"deployment", "daemonset", "statefulset"}, "annotate": {"storageclass"},
+           "delete": {"secret"}}
+
+
 def handles(args):
     """Whether `k3s kubectl args` is a platform call (else the dispatcher tries other modules)."""
     try:
         words, _opts = parse_args(args)
     except (KubectlError, ValueError):
         return False
-    if not words:
+    if len(words) < 2 or words[0] not in HANDLED:
         return False
-    if words[0] in ("wait", "logs", "rollout", "annotate", "delete"):
-        return True
-    if words[0] == "get" and len(words) >= 2 and words[1] not in ("--raw",):
-        kind = words[1].split("/", 1)[0].lower()
-        return KIND_ALIASES.get(kind) not in (None,) and kind not in ("node", "nodes", "no")
-    return False
+    target = words[2] if words[0] == "rollout" and len(words) > 2 else words[1]
+    return KIND_ALIASES.get(target.split("/", 1)[0].lower()) in HANDLED[words[0]]
 
 
 def kubectl(args, data_dir, config_path, out=None, err=None, sleep=time.sleep, now=time.time):
@@ -791,3 +793,30 @@ def kubectl(args, data_dir, config_path, out=None, err=None, sleep=time.sleep, n
         return 1
     out.write(text)
     return 0
+
+
+def k3s_paths():
+    """(data dir, config path) of this host, as K3S resolves them (K3S_STANDIN_ROOT prefix for tests)."""
+    from . import core  # pylint: disable=import-outside-toplevel
+    config_path = core.rooted("/etc/rancher/k3s/config.yaml")
+    try:
+        with open(config_path, encoding="utf-8") as handle:
+            docs = platform_yaml.load_documents(handle.read())
+    except (OSError, platform_yaml.YamlError):
+        docs = []
+    config = docs[0] if docs and isinstance(docs[0], dict) else {}
+    return core.rooted(str(config.get("data-dir") or "/var/lib/rancher/k3s")), config_path
+
+
+def handle_kubectl(args):
+    """The dispatcher's hook: the exit code of a platform call, None when the call is not ours."""
+    if not handles(args):
+        return None
+    from . import core  # pylint: disable=import-outside-toplevel
+    try:
+        core.api_get("/readyz")  # kubectl needs the API server up, as with real K3S
+    except core.StandinError as exc:
+        sys.stderr.write("%s\n" % exc)
+        return 1
+    data_dir, config_path = k3s_paths()
+    return kubectl(args, data_dir, config_path)
