@@ -893,6 +893,9 @@ def kubectl(args: list) -> int:
     if args[:1] == ["get"] and len(args) in (2, 3) and args[1] in ("nodes", "node", "no"):
         path = "/api/v1/nodes" + ("/" + args[2] if len(args) == 3 else "")
         result = api_get(path)
+        for module in extensions():  # e.g. day2: spec.unschedulable of cordoned nodes
+            for item in result["items"] if result.get("kind") == "NodeList" else [result]:
+                getattr(module, "decorate_node", lambda node: node)(item)
         if output == "json":
             print(json.dumps(result, indent=4))
             return 0
@@ -919,6 +922,9 @@ def kubectl(args: list) -> int:
 # Optional modules of the stand-in package, each answering its own part of K3S's surface:
 #   handle_kubectl(args: list) -> int | None   the exit code, or None when the call is not its own
 #   COMMANDS: dict                             top-level subcommands, name -> callable(args) -> int
+#   decorate_node(node: dict) -> dict          (optional) amend a Node object kubectl prints
+#   before_start(command, config) -> int|None  (optional) before `server`/`agent` start: raise
+#                                              StandinError to fail, or an exit code to stop there
 EXTENSION_MODULES = ("platform", "day2")
 
 
@@ -949,6 +955,10 @@ def main(argv: list) -> int:
             return kubectl(rest)
         if command in ("server", "agent"):
             config = load_config(command, parse_flags(rest))
+            for module in extensions():  # e.g. day2: fault injection, --cluster-reset (exits)
+                code = getattr(module, "before_start", lambda *_: None)(command, config)
+                if code is not None:
+                    return code
             daemon = ServerDaemon(config) if command == "server" else AgentDaemon(config)
             return daemon.run()
         for module in extensions():
