@@ -111,7 +111,7 @@ def test_new_job_per_change_completes_after_delay(cluster):
     cluster.write("cert-manager.yaml", HELMCHART)
     first = job_uid(cluster, "cert-manager")
     assert first
-    rc, _, err = cluster.run("-n", "cert-manager", "rollout", "status", "deployment/cert-manager", "--timeout=1s")
+    rc, _out, err = cluster.run("-n", "cert-manager", "rollout", "status", "deployment/cert-manager", "--timeout=1s")
     assert rc == 1 and 'deployments.apps "cert-manager" not found' in err
     rc, out, err = cluster.run("-n", "kube-system", "wait", "--for=condition=complete", "job/helm-install-cert-manager",
                                "--timeout=10s")
@@ -132,13 +132,13 @@ def test_invalid_helmchart_fails_job_with_log(cluster):
     cluster.write("bad.yaml", HELMCHART.replace("name: cert-manager\n", "name: bad\n", 1)
                   .replace("createNamespace: true", "createNamespace: true\n  failurPolicy: abort"))
     assert job_uid(cluster, "bad")
-    rc, _, err = cluster.run("-n", "kube-system", "wait", "--for=condition=complete", "job/helm-install-bad",
+    rc, _out, err = cluster.run("-n", "kube-system", "wait", "--for=condition=complete", "job/helm-install-bad",
                              "--timeout=5s")
     assert rc == 1 and "timed out waiting for the condition on jobs/helm-install-bad" in err
-    rc, out, _ = cluster.run("-n", "kube-system", "logs", "job/helm-install-bad", "--tail=5")
+    rc, out, _err = cluster.run("-n", "kube-system", "logs", "job/helm-install-bad", "--tail=5")
     assert rc == 0 and 'spec.failurPolicy: unknown field "failurPolicy"' in out
     assert "INSTALLATION FAILED" in out
-    rc, out, _ = cluster.run("-n", "kube-system", "get", "job", "helm-install-bad", "-o", "jsonpath={.status.failed}")
+    rc, out, _err = cluster.run("-n", "kube-system", "get", "job", "helm-install-bad", "-o", "jsonpath={.status.failed}")
     assert out == "1"
 
 
@@ -154,7 +154,7 @@ def test_schema_errors(mutation, message):
 
 
 def test_bundled_traefik_and_local_path(cluster):
-    rc, out, _ = cluster.run("get", "storageclass", "local-path", "--ignore-not-found", "-o",
+    rc, out, _err = cluster.run("get", "storageclass", "local-path", "--ignore-not-found", "-o",
                              "jsonpath={.metadata.annotations.storageclass\\.kubernetes\\.io/is-default-class}")
     assert (rc, out) == (0, "true")
     assert job_uid(cluster, "traefik")
@@ -170,7 +170,7 @@ def test_bundled_traefik_and_local_path(cluster):
 def test_disabled_addons(tmp_path):
     cluster = Cluster(tmp_path, disable=["traefik", "local-storage"])
     assert job_uid(cluster, "traefik") == ""
-    rc, out, _ = cluster.run("get", "storageclass", "local-path", "--ignore-not-found", "-o", "name")
+    rc, out, _err = cluster.run("get", "storageclass", "local-path", "--ignore-not-found", "-o", "name")
     assert (rc, out) == (0, "")
 
 
@@ -204,21 +204,21 @@ reclaimPolicy: Retain
 def test_longhorn_classes_and_annotate(cluster):
     cluster.write("longhorn.yaml", LONGHORN)
     cluster.write("longhorn-storageclasses.yaml", RETAIN)
-    rc, _, err = cluster.run("-n", "kube-system", "wait", "--for=condition=complete", "job/helm-install-longhorn",
+    rc, _out, err = cluster.run("-n", "kube-system", "wait", "--for=condition=complete", "job/helm-install-longhorn",
                              "--timeout=10s")
     assert rc == 0, err
-    rc, out, _ = cluster.run("-n", "longhorn-system", "rollout", "status", "daemonset/longhorn-manager")
+    rc, out, _err = cluster.run("-n", "longhorn-system", "rollout", "status", "daemonset/longhorn-manager")
     assert rc == 0 and "daemon set" in out
     path = ('jsonpath={range .items[*]}{.metadata.name}{"\\t"}'
             '{.metadata.annotations.storageclass\\.kubernetes\\.io/is-default-class}{"\\n"}{end}')
-    rc, out, _ = cluster.run("get", "storageclass", "-o", path)
+    rc, out, _err = cluster.run("get", "storageclass", "-o", path)
     assert out.splitlines() == ["local-path\ttrue", "longhorn\ttrue", "longhorn-retain\tfalse"]
-    rc, _, err = cluster.run("annotate", "storageclass", "local-path", "storageclass.kubernetes.io/is-default-class=false")
+    rc, _out, err = cluster.run("annotate", "storageclass", "local-path", "storageclass.kubernetes.io/is-default-class=false")
     assert rc == 1 and "--overwrite is false" in err
-    rc, out, _ = cluster.run("annotate", "--overwrite", "storageclass", "local-path",
+    rc, out, _err = cluster.run("annotate", "--overwrite", "storageclass", "local-path",
                              "storageclass.kubernetes.io/is-default-class=false")
     assert rc == 0 and "annotated" in out
-    rc, out, _ = cluster.run("get", "storageclass", "-o", path)
+    rc, out, _err = cluster.run("get", "storageclass", "-o", path)
     assert out.splitlines()[0] == "local-path\tfalse"
     # The deploy controller does not re-apply an unchanged file over the annotation.
     assert cluster.run("get", "storageclass", "-o", path)[1].splitlines()[0] == "local-path\tfalse"
@@ -247,27 +247,27 @@ spec:
 @pytest.mark.parametrize("password, secret", [("$2a$10$abc", False), ("", True)])
 def test_argocd_objects(cluster, password, secret):
     cluster.write("argocd.yaml", ARGOCD % password)
-    rc, _, err = cluster.run("-n", "kube-system", "wait", "--for=condition=complete", "job/helm-install-argocd",
+    rc, _out, err = cluster.run("-n", "kube-system", "wait", "--for=condition=complete", "job/helm-install-argocd",
                              "--timeout=10s")
     assert rc == 0, err
-    rc, out, _ = cluster.run("-n", "argocd", "get", "service", "argocd-server", "-o", "jsonpath={.spec.clusterIP}")
+    rc, out, _err = cluster.run("-n", "argocd", "get", "service", "argocd-server", "-o", "jsonpath={.spec.clusterIP}")
     assert rc == 0 and out.startswith("10.43.")
-    rc, out, _ = cluster.run("-n", "argocd", "get", "configmap", "argocd-cmd-params-cm", "--ignore-not-found", "-o",
+    rc, out, _err = cluster.run("-n", "argocd", "get", "configmap", "argocd-cmd-params-cm", "--ignore-not-found", "-o",
                              "jsonpath={.data.server\\.insecure}")
     assert out == "true"
-    rc, out, _ = cluster.run("-n", "argocd", "rollout", "status", "statefulset/argocd-application-controller")
+    rc, out, _err = cluster.run("-n", "argocd", "rollout", "status", "statefulset/argocd-application-controller")
     assert rc == 0
-    rc, out, _ = cluster.run("-n", "argocd", "get", "secret", "argocd-initial-admin-secret", "--ignore-not-found",
+    rc, out, _err = cluster.run("-n", "argocd", "get", "secret", "argocd-initial-admin-secret", "--ignore-not-found",
                              "-o", "name")
     assert out == ("secret/argocd-initial-admin-secret\n" if secret else "")
     if secret:
-        rc, out, _ = cluster.run("-n", "argocd", "delete", "secret", "argocd-initial-admin-secret", "--ignore-not-found")
+        rc, out, _err = cluster.run("-n", "argocd", "delete", "secret", "argocd-initial-admin-secret", "--ignore-not-found")
         assert (rc, out) == (0, 'secret "argocd-initial-admin-secret" deleted\n')
-        rc, out, _ = cluster.run("-n", "argocd", "delete", "secret", "argocd-initial-admin-secret", "--ignore-not-found")
+        rc, out, _err = cluster.run("-n", "argocd", "delete", "secret", "argocd-initial-admin-secret", "--ignore-not-found")
         assert (rc, out) == (0, "")
-    rc, out, _ = cluster.run("get", "crd", "servicemonitors.monitoring.coreos.com", "--ignore-not-found", "-o", "name")
+    rc, out, _err = cluster.run("get", "crd", "servicemonitors.monitoring.coreos.com", "--ignore-not-found", "-o", "name")
     assert (rc, out) == (0, "")
-    rc, out, _ = cluster.run("get", "crd", "applications.argoproj.io", "-o", "name")
+    rc, out, _err = cluster.run("get", "crd", "applications.argoproj.io", "-o", "name")
     assert out == "customresourcedefinition.apiextensions.k8s.io/applications.argoproj.io\n"
 
 
@@ -311,16 +311,16 @@ spec:
 
 def test_clusterissuers(cluster):
     cluster.write("issuers.yaml", ISSUERS)
-    rc, _, err = cluster.run("wait", "--for=condition=Ready", "clusterissuer/selfsigned", "--timeout=1s")
+    rc, _out, err = cluster.run("wait", "--for=condition=Ready", "clusterissuer/selfsigned", "--timeout=1s")
     assert rc == 1 and 'clusterissuers.cert-manager.io "selfsigned" not found' in err
     cluster.write("cert-manager.yaml", HELMCHART)
-    rc, _, err = cluster.run("-n", "kube-system", "wait", "--for=condition=complete", "job/helm-install-cert-manager",
+    rc, _out, err = cluster.run("-n", "kube-system", "wait", "--for=condition=complete", "job/helm-install-cert-manager",
                              "--timeout=10s")
     assert rc == 0, err
     for name in ("selfsigned", "ca"):
         rc, out, err = cluster.run("wait", "--for=condition=Ready", "clusterissuer/" + name, "--timeout=5s")
         assert rc == 0 and "condition met" in out, err
-    rc, _, err = cluster.run("wait", "--for=condition=Ready", "clusterissuer/letsencrypt-prod", "--timeout=2s")
+    rc, _out, err = cluster.run("wait", "--for=condition=Ready", "clusterissuer/letsencrypt-prod", "--timeout=2s")
     assert rc == 1 and "timed out" in err
 
 
@@ -346,6 +346,6 @@ if __name__ == "__main__":
         '"""helm-controller CRD schemas (helm.cattle.io/v1 HelmChart, HelmChartConfig) for the K3S stand-in.\n\n'
         "GENERATED from tests/schemas/helm.cattle.io_*.yaml (descriptions dropped) by\n"
         "tests/unit/standins/test_standin_platform.py (run it as a script to rewrite this file);\n"
-        'a unit test fails when this copy and tests/schemas differ.\n"""\n\nSCHEMAS = '
-        + pprint.pformat(crd_schemas(), width=110, sort_dicts=True) + "\n")
+        'a unit test fails when this copy and tests/schemas differ.\n"""\n\nimport json\n\nSCHEMAS = json.loads(r"""\n'
+        + json.dumps(crd_schemas(), indent=1, sort_keys=True) + '\n""")\n')
     print(json.dumps(sorted(crd_schemas())))

@@ -431,9 +431,8 @@ def chart_workloads(ident, release, namespace, values):
                 ("deployment", "longhorn-ui")]
     if ident == "argocd":
         prefix = argocd_prefix(release, values)
-        return [("deployment", prefix + s) for s in ("-server", "-repo-server", "-redis",
-                                                    "-applicationset-controller")] + [
-            ("statefulset", prefix + "-application-controller")]
+        suffixes = ("-server", "-repo-server", "-redis", "-applicationset-controller")
+        return [("deployment", prefix + s) for s in suffixes] + [("statefulset", prefix + "-application-controller")]
     return []
 
 
