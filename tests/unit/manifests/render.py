@@ -1,8 +1,8 @@
 """Render the manifests the platform roles write, with real Ansible templating.
 
 A generated playbook runs, on localhost, the roles' validation and manifest task
-files (`tasks_from`; charts go through the helm_chart role with helm_chart_wait=false) with the same role variables playbooks/platform.yml maps from the inventory,
-writing into a temporary directory instead of K3S's manifests directory."""
+files (`tasks_from`; charts go through the helm_chart role with helm_chart_wait=false)
+with the same role variables playbooks/platform.yml maps from the inventory, writing into a temporary directory instead of K3S's manifests directory."""
 
 from __future__ import annotations
 
