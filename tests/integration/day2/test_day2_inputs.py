@@ -1,0 +1,72 @@
+"""Day-2 playbooks refuse bad inputs before any host is contacted.
+
+The inventory's hosts are unreachable (127.0.0.1 port 1): a refusal must come from the input
+checks with a clear message and no host may have been contacted (no unreachable host in the
+stats); with valid inputs the same run gets as far as contacting the hosts (and fails there),
+which proves that the checks ran first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+UPGRADE = str(REPO / "playbooks/upgrade_k3s.yml")
+GOOD = {"cluster_k3s_version": "v1.35.0+k3s1", "cluster_token": "a-real-token-0123456789"}
+
+
+@pytest.fixture
+def unreachable_inventory(tmp_path: Path) -> str:
+    path = tmp_path / "hosts.yml"
+    path.write_text("""---
+all:
+  vars:
+    ansible_host: 127.0.0.1
+    ansible_port: 1
+    ansible_connection: ssh
+  children:
+    k3s_cluster:
+      children:
+        k3s_servers:
+          hosts:
+            s1: {}
+        k3s_agents:
+          hosts:
+            a1: {}
+""", encoding="utf-8")
+    return str(path)
+
+
+def contacted(run: Any) -> int:
+    return sum(s.get("unreachable", 0) for s in run.data["stats"].values())
+
+
+def messages(run: Any) -> str:
+    return "\n".join(str(t.get("msg")) for play in run.data["plays"] for task in play["tasks"]
+                     for t in task["hosts"].values() if t.get("failed"))
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"cluster_k3s_version": "1.35"}, "cluster_k3s_version is \"1.35\""),
+    ({"cluster_k3s_version": "v1.35.0"}, "to the K3S release to upgrade to"),
+    ({"cluster_token": "CHANGE-ME-cluster-token"}, "CHANGE-ME placeholder"),
+    ({"upgrade_agent_serial": "0"}, "upgrade_agent_serial must be"),
+    ({"cluster_upgrade_drain_timeout": "soon"}, "cluster_upgrade_drain_timeout"),
+])
+def test_upgrade_refuses_bad_inputs_without_contacting_hosts(playbook, unreachable_inventory: str,
+                                                             extra: Dict[str, Any], message: str) -> None:
+    run = playbook(UPGRADE, dict(GOOD, **extra), inventory=unreachable_inventory)
+    assert run.rc != 0
+    assert message in messages(run), run
+    assert contacted(run) == 0, run.data["stats"]
+    assert "cluster_token" not in extra or "a-real-token" not in run.proc.stdout
+
+
+def test_upgrade_with_good_inputs_reaches_the_hosts(playbook, unreachable_inventory: str) -> None:
+    run = playbook(UPGRADE, GOOD, inventory=unreachable_inventory)
+    assert run.rc != 0
+    assert contacted(run) == 2, run.data["stats"]  # the checks passed; gathering facts is the first contact
+    assert "a-real-token" not in run.proc.stdout
