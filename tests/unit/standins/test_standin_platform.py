@@ -133,7 +133,7 @@ def test_invalid_helmchart_fails_job_with_log(cluster):
                   .replace("createNamespace: true", "createNamespace: true\n  failurPolicy: abort"))
     assert job_uid(cluster, "bad")
     rc, _out, err = cluster.run("-n", "kube-system", "wait", "--for=condition=complete", "job/helm-install-bad",
-                             "--timeout=5s")
+                                "--timeout=5s")
     assert rc == 1 and "timed out waiting for the condition on jobs/helm-install-bad" in err
     rc, out, _err = cluster.run("-n", "kube-system", "logs", "job/helm-install-bad", "--tail=5")
     assert rc == 0 and 'spec.failurPolicy: unknown field "failurPolicy"' in out
@@ -155,7 +155,7 @@ def test_schema_errors(mutation, message):
 
 def test_bundled_traefik_and_local_path(cluster):
     rc, out, _err = cluster.run("get", "storageclass", "local-path", "--ignore-not-found", "-o",
-                             "jsonpath={.metadata.annotations.storageclass\\.kubernetes\\.io/is-default-class}")
+                                "jsonpath={.metadata.annotations.storageclass\\.kubernetes\\.io/is-default-class}")
     assert (rc, out) == (0, "true")
     assert job_uid(cluster, "traefik")
     cluster.clock += 5
@@ -205,7 +205,7 @@ def test_longhorn_classes_and_annotate(cluster):
     cluster.write("longhorn.yaml", LONGHORN)
     cluster.write("longhorn-storageclasses.yaml", RETAIN)
     rc, _out, err = cluster.run("-n", "kube-system", "wait", "--for=condition=complete", "job/helm-install-longhorn",
-                             "--timeout=10s")
+                                "--timeout=10s")
     assert rc == 0, err
     rc, out, _err = cluster.run("-n", "longhorn-system", "rollout", "status", "daemonset/longhorn-manager")
     assert rc == 0 and "daemon set" in out
@@ -216,7 +216,7 @@ def test_longhorn_classes_and_annotate(cluster):
     rc, _out, err = cluster.run("annotate", "storageclass", "local-path", "storageclass.kubernetes.io/is-default-class=false")
     assert rc == 1 and "--overwrite is false" in err
     rc, out, _err = cluster.run("annotate", "--overwrite", "storageclass", "local-path",
-                             "storageclass.kubernetes.io/is-default-class=false")
+                                "storageclass.kubernetes.io/is-default-class=false")
     assert rc == 0 and "annotated" in out
     rc, out, _err = cluster.run("get", "storageclass", "-o", path)
     assert out.splitlines()[0] == "local-path\tfalse"
@@ -248,17 +248,17 @@ spec:
 def test_argocd_objects(cluster, password, secret):
     cluster.write("argocd.yaml", ARGOCD % password)
     rc, _out, err = cluster.run("-n", "kube-system", "wait", "--for=condition=complete", "job/helm-install-argocd",
-                             "--timeout=10s")
+                                "--timeout=10s")
     assert rc == 0, err
     rc, out, _err = cluster.run("-n", "argocd", "get", "service", "argocd-server", "-o", "jsonpath={.spec.clusterIP}")
     assert rc == 0 and out.startswith("10.43.")
     rc, out, _err = cluster.run("-n", "argocd", "get", "configmap", "argocd-cmd-params-cm", "--ignore-not-found", "-o",
-                             "jsonpath={.data.server\\.insecure}")
+                                "jsonpath={.data.server\\.insecure}")
     assert out == "true"
     rc, out, _err = cluster.run("-n", "argocd", "rollout", "status", "statefulset/argocd-application-controller")
     assert rc == 0
     rc, out, _err = cluster.run("-n", "argocd", "get", "secret", "argocd-initial-admin-secret", "--ignore-not-found",
-                             "-o", "name")
+                                "-o", "name")
     assert out == ("secret/argocd-initial-admin-secret\n" if secret else "")
     if secret:
         rc, out, _err = cluster.run("-n", "argocd", "delete", "secret", "argocd-initial-admin-secret", "--ignore-not-found")
@@ -315,7 +315,7 @@ def test_clusterissuers(cluster):
     assert rc == 1 and 'clusterissuers.cert-manager.io "selfsigned" not found' in err
     cluster.write("cert-manager.yaml", HELMCHART)
     rc, _out, err = cluster.run("-n", "kube-system", "wait", "--for=condition=complete", "job/helm-install-cert-manager",
-                             "--timeout=10s")
+                                "--timeout=10s")
     assert rc == 0, err
     for name in ("selfsigned", "ca"):
         rc, out, err = cluster.run("wait", "--for=condition=Ready", "clusterissuer/" + name, "--timeout=5s")

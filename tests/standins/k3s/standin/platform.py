@@ -485,7 +485,7 @@ def duration(text):
 def jsonpath(obj, template):
     """kubectl's -o jsonpath for the forms the roles use: {.a.b\\.c}, {"lit"}, {range .items[*]}...{end}."""
     tokens = re.findall(r"\{((?:[^{}\"]|\"(?:[^\"\\]|\\.)*\")*)\}|([^{}]+)", template)
-    out, _ = _render(tokens, 0, obj)
+    out, _next = _render(tokens, 0, obj)
     return out
 
 
@@ -507,7 +507,7 @@ def _render(tokens, index, obj):
                     depth -= 1
                 end += 1
             for item in items if isinstance(items, list) else []:
-                part, _ = _render(tokens[body_start:end - 1], 0, item)
+                part, _next = _render(tokens[body_start:end - 1], 0, item)
                 out += part
             index = end
         elif expr == "end":
