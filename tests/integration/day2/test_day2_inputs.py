@@ -70,3 +70,40 @@ def test_upgrade_with_good_inputs_reaches_the_hosts(playbook, unreachable_invent
     assert run.rc != 0
     assert contacted(run) == 2, run.data["stats"]  # the checks passed; gathering facts is the first contact
     assert "a-real-token" not in run.proc.stdout
+
+
+RESTORE = str(REPO / "playbooks/etcd_restore.yml")
+BACKUP = str(REPO / "playbooks/etcd_backup.yml")
+NAMED = dict(GOOD, cluster_name="staging")
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"restore_snapshot": "snap-1"}, "add -e confirm=staging"),
+    ({"restore_snapshot": "snap-1", "confirm": "prod"}, "got \"prod\""),
+    ({"confirm": "staging"}, "one of the two"),
+    ({"confirm": "staging", "restore_snapshot": "a", "restore_snapshot_local": "/tmp/a"}, "one of the two"),
+    ({"confirm": "staging", "restore_snapshot": "../../etc/shadow"}, "no '..'"),
+    ({"confirm": "staging", "restore_snapshot_local": "/nonexistent/snap"}, "is not a file on the controller"),
+])
+def test_restore_refuses_without_confirmation_or_snapshot(playbook, unreachable_inventory: str,
+                                                          extra: Dict[str, Any], message: str) -> None:
+    run = playbook(RESTORE, dict(NAMED, **extra), inventory=unreachable_inventory)
+    assert run.rc != 0
+    assert message in messages(run), run
+    assert contacted(run) == 0, run.data["stats"]
+
+
+def test_restore_confirmed_reaches_the_first_server_only(playbook, unreachable_inventory: str) -> None:
+    run = playbook(RESTORE, dict(NAMED, confirm="staging", restore_snapshot="snap-1"), inventory=unreachable_inventory)
+    assert run.rc != 0
+    assert run.data["stats"]["s1"].get("unreachable") == 1 and "a1" not in run.data["stats"], run.data["stats"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"backup_name": "Nightly Backup"}, "backup_name must be"),
+    ({"backup_retention": "-1"}, "backup_retention a number"),
+])
+def test_backup_refuses_bad_inputs(playbook, unreachable_inventory: str, extra: Dict[str, Any], message: str) -> None:
+    run = playbook(BACKUP, dict(NAMED, **extra), inventory=unreachable_inventory)
+    assert run.rc != 0 and message in messages(run), run
+    assert contacted(run) == 0
