@@ -226,3 +226,24 @@ def test_cluster_reset_restores_snapshot(make) -> None:
     server.start()
     server.wait_ready()
     assert set(server.nodes()) == {"s1"}  # the agent registered after the snapshot
+
+
+def test_deleted_node_disappears_until_it_sends_a_heartbeat_again(make) -> None:
+    server = etcd_server(make)
+    agent = make("a1")
+    agent.configure(server=f"https://127.0.0.1:{server.port}")
+    agent.start("agent")
+    time.sleep(1)
+    agent.stop()
+    time.sleep(1.1)  # heartbeat times have second resolution
+    deleted = server.run("kubectl", "delete", "node", "a1")
+    assert deleted.returncode == 0 and deleted.stdout == 'node "a1" deleted\n'
+    assert set(server.nodes()) == {"s1"}
+    missing = server.run("kubectl", "get", "node", "a1", "-o", "json")
+    assert missing.returncode == 1 and 'nodes "a1" not found' in missing.stderr
+    time.sleep(1.1)
+    agent.start("agent")  # reinstalled / restarted: it registers again
+    deadline = time.monotonic() + 10
+    while "a1" not in server.nodes():
+        assert time.monotonic() < deadline
+        time.sleep(0.3)

@@ -407,7 +407,9 @@ def node_object(node: dict, cluster_id: str, grace: float) -> dict:
             "addresses": [{"type": "InternalIP", "address": node.get("ip", "")},
                           {"type": "Hostname", "address": node["name"]}],
             "conditions": [{"type": "Ready", "status": "True" if ready else "Unknown",
-                            "reason": "KubeletReady" if ready else "NodeStatusUnknown"}],
+                            "reason": "KubeletReady" if ready else "NodeStatusUnknown",
+                            "lastHeartbeatTime": datetime.datetime.fromtimestamp(
+                                node.get("last_seen", 0), datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}],
             "nodeInfo": {"kubeletVersion": node.get("version", VERSION),
                          "architecture": node.get("arch", "amd64"),
                          "operatingSystem": "linux"},
@@ -893,9 +895,13 @@ def kubectl(args: list) -> int:
     if args[:1] == ["get"] and len(args) in (2, 3) and args[1] in ("nodes", "node", "no"):
         path = "/api/v1/nodes" + ("/" + args[2] if len(args) == 3 else "")
         result = api_get(path)
-        for module in extensions():  # e.g. day2: spec.unschedulable of cordoned nodes
-            for item in result["items"] if result.get("kind") == "NodeList" else [result]:
-                getattr(module, "decorate_node", lambda node: node)(item)
+        modules = extensions()  # e.g. day2: spec.unschedulable of cordoned nodes; None: a deleted node
+        items = [item for item in (result["items"] if result.get("kind") == "NodeList" else [result])
+                 if all(getattr(m, "decorate_node", lambda node: node)(item) is not None for m in modules)]
+        if result.get("kind") == "NodeList":
+            result["items"] = items
+        elif not items:
+            raise StandinError('Error from server (NotFound): nodes "%s" not found' % args[2])
         if output == "json":
             print(json.dumps(result, indent=4))
             return 0
@@ -922,7 +928,7 @@ def kubectl(args: list) -> int:
 # Optional modules of the stand-in package, each answering its own part of K3S's surface:
 #   handle_kubectl(args: list) -> int | None   the exit code, or None when the call is not its own
 #   COMMANDS: dict                             top-level subcommands, name -> callable(args) -> int
-#   decorate_node(node: dict) -> dict          (optional) amend a Node object kubectl prints
+#   decorate_node(node: dict) -> dict|None     (optional) amend a Node object kubectl prints; None hides it
 #   before_start(command, config) -> int|None  (optional) before `server`/`agent` start: raise
 #                                              StandinError to fail, or an exit code to stop there
 EXTENSION_MODULES = ("platform", "day2")

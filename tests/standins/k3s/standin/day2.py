@@ -11,7 +11,8 @@ What the day-2 playbooks use of K3S (docs.k3s.io: etcd-snapshot, backup-restore,
   server/db (the token must be the one the snapshot was taken with), resets the membership to
   this server alone and exits, telling the operator to restart without --cluster-reset and to
   wipe server/db on the other servers before they rejoin.
-* `k3s kubectl cordon|uncordon NODE`, `k3s kubectl drain NODE --ignore-daemonsets
+* `k3s kubectl delete node NODE`: the Node object is gone until the node's kubelet (agent or
+  server) sends a heartbeat again; `k3s kubectl cordon|uncordon NODE`, `k3s kubectl drain NODE --ignore-daemonsets
   --delete-emptydir-data [--force] [--timeout=D] [--grace-period=N]` (K3S always runs
   DaemonSet pods (svclb) and emptyDir pods (metrics-server): without those two flags drain fails
   like kubectl does). Node objects get `spec.unschedulable` while cordoned.
@@ -88,10 +89,19 @@ def read_day2_state(directory: str) -> dict:
 # --------------------------------------------------------------------------- hooks for core
 
 
-def decorate_node(node: dict) -> dict:
-    """Add spec.unschedulable (and the taint kubectl cordon adds) to a Node object."""
+def decorate_node(node: dict):
+    """Add spec.unschedulable (and the taint kubectl cordon adds) to a Node object; None for a
+    node deleted with kubectl that has not sent a heartbeat since (a running kubelet, or a
+    reinstalled node, registers its Node again, as with Kubernetes)."""
     name = node["metadata"]["name"]
-    if read_day2_state(data_dir()).get("cordoned", {}).get(name):
+    state = read_day2_state(data_dir())
+    deleted = state.get("deleted", {}).get(name)
+    if deleted is not None:
+        ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
+        beat = ready[0].get("lastHeartbeatTime", "") if ready else ""
+        if beat <= deleted:
+            return None
+    if state.get("cordoned", {}).get(name):
         node.setdefault("spec", {})["unschedulable"] = True
         node["spec"]["taints"] = [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]
     return node
@@ -195,9 +205,25 @@ def drain(name: str, flags: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def delete_node(name: str) -> str:
+    existing_node(name)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with day2_state(data_dir()) as state:
+        state.setdefault("deleted", {})[name] = stamp
+        state["cordoned"].pop(name, None)
+        record(state, "delete", name)
+    return 'node "%s" deleted\n' % name
+
+
 def handle_kubectl(args: list):
-    """cordon / uncordon / drain; None for calls that are not day-2 ones."""
+    """cordon / uncordon / drain / delete node; None for calls that are not day-2 ones."""
     words, flags = parse_kubectl(args)
+    if words[:2] in (["delete", "node"], ["delete", "nodes"], ["delete", "no"]) and len(words) == 3:
+        sys.stdout.write(delete_node(words[2]))
+        return 0
+    if len(words) == 2 and words[0] == "delete" and words[1].startswith(("node/", "nodes/")):
+        sys.stdout.write(delete_node(words[1].split("/", 1)[1]))
+        return 0
     if not words or words[0] not in ("cordon", "uncordon", "drain"):
         return None
     if len(words) != 2:
