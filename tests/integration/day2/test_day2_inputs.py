@@ -107,3 +107,39 @@ def test_backup_refuses_bad_inputs(playbook, unreachable_inventory: str, extra: 
     run = playbook(BACKUP, dict(NAMED, **extra), inventory=unreachable_inventory)
     assert run.rc != 0 and message in messages(run), run
     assert contacted(run) == 0
+
+
+REMOVE = str(REPO / "playbooks/remove_node.yml")
+RESET = str(REPO / "playbooks/reset.yml")
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({}, "remove_node must name a host of k3s_cluster"),
+    ({"remove_node": "ghost", "confirm": "ghost"}, "remove_node must name a host of k3s_cluster"),
+    ({"remove_node": "a1"}, "type the host name again to confirm: -e confirm=a1"),
+    ({"remove_node": "a1", "confirm": "s1"}, "-e confirm=a1"),
+    ({"remove_node": "s1", "confirm": "s1"}, "is the first server"),
+])
+def test_remove_node_refusals(playbook, unreachable_inventory: str, extra: Dict[str, Any], message: str) -> None:
+    run = playbook(REMOVE, dict(NAMED, **extra), inventory=unreachable_inventory)
+    assert run.rc != 0 and message in messages(run), run
+    assert contacted(run) == 0, run.data["stats"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({}, "add -e confirm=staging"),
+    ({"confirm": "prod"}, "got \"prod\""),
+    ({"confirm": "staging", "reset_keep_snapshots": "perhaps"}, "reset removes K3S"),
+])
+def test_reset_refusals(playbook, unreachable_inventory: str, extra: Dict[str, Any], message: str) -> None:
+    run = playbook(RESET, dict(NAMED, **extra), inventory=unreachable_inventory)
+    assert run.rc != 0 and message in messages(run), run
+    assert contacted(run) == 0, run.data["stats"]
+    assert "s1, a1" in messages(run)
+
+
+def test_reset_confirmed_reaches_the_agents_first(playbook, unreachable_inventory: str) -> None:
+    run = playbook(RESET, dict(NAMED, confirm="staging"), inventory=unreachable_inventory)
+    assert run.rc != 0
+    assert run.data["stats"]["a1"].get("unreachable") == 1, run.data["stats"]
+    assert run.data["stats"]["s1"].get("unreachable", 0) == 0  # the servers' play never started
