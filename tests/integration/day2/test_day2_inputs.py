@@ -143,3 +143,20 @@ def test_reset_confirmed_reaches_the_agents_first(playbook, unreachable_inventor
     assert run.rc != 0
     assert run.data["stats"]["a1"].get("unreachable") == 1, run.data["stats"]
     assert run.data["stats"]["s1"].get("unreachable", 0) == 0  # the servers' play never started
+
+
+ROTATE = str(REPO / "playbooks/rotate_argocd_admin.yml")
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"platform_argocd_enabled": False}, "Argo CD is not enabled"),
+    ({"platform_argocd_enabled": True}, "platform_argocd_admin_password is undefined"),
+    ({"platform_argocd_enabled": True, "platform_argocd_admin_password": "CHANGE-ME-argocd"}, "CHANGE-ME placeholder"),
+    ({"platform_argocd_enabled": True, "platform_argocd_admin_password": "short-pw"}, "shorter than 12"),
+])
+def test_rotate_refuses_unusable_passwords(playbook, unreachable_inventory: str, extra: Dict[str, Any],
+                                           message: str) -> None:
+    run = playbook(ROTATE, dict(NAMED, **extra), inventory=unreachable_inventory)
+    assert run.rc != 0 and message in messages(run), run
+    assert contacted(run) == 0
+    assert "short-pw" not in run.proc.stdout
