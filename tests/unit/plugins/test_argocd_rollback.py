@@ -144,8 +144,8 @@ def test_check_mode_predicts_without_posting():
 
 def test_failed_operation_fails_with_resource_messages():
     failed = app_state("Failed", "2024-11-27T10:00:05Z", "2024-11-27T10:00:06Z", HISTORY)
-    failed["status"]["operationState"]["syncResult"]["resources"][0].update(status="SyncFailed",
-                                                                             message="webhook denied")
+    resource = failed["status"]["operationState"]["syncResult"]["resources"][0]
+    resource.update(status="SyncFailed", message="webhook denied")
     client = client_for([[failed]])
     result = run_main(argocd_rollback, {"name": "a", "id": 0}, client)
     assert result["failed"] and "rollback of 'a' failed" in result["msg"] and "webhook denied" in result["msg"]

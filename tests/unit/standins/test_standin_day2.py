@@ -127,7 +127,7 @@ def test_snapshot_save_ls_delete_prune(make) -> None:
     listed = server.run("etcd-snapshot", "ls", "-o", "json")
     assert [i["metadata"]["name"] for i in json.loads(listed.stdout)["items"]] == [name]
     assert name in server.run("etcd-snapshot", "ls").stdout
-    for _ in range(2):
+    for _attempt in range(2):
         time.sleep(1.05)  # names carry the second
         assert server.run("etcd-snapshot", "save", "--name", "pre-upgrade").returncode == 0
     pruned = server.run("etcd-snapshot", "prune", "--name", "pre-upgrade", "--snapshot-retention", "2")

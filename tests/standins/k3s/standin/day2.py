@@ -321,8 +321,8 @@ def snapshot_list(directory: str, flags: dict) -> str:
     lines = ["%-50s %-90s %-8s %s" % ("Name", "Location", "Size", "Created")]
     for f in files:
         created = datetime.datetime.fromtimestamp(os.path.getmtime(f), datetime.timezone.utc)
-        lines.append("%-50s %-90s %-8d %s" % (os.path.basename(f), "file://" + f, os.path.getsize(f),
-                                             created.strftime("%Y-%m-%dT%H:%M:%SZ")))
+        row = (os.path.basename(f), "file://" + f, os.path.getsize(f), created.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        lines.append("%-50s %-90s %-8d %s" % row)
     return "\n".join(lines) + "\n"
 
 
