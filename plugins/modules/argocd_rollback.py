@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: argocd_rollback
 short_description: Roll an Argo CD application back to an earlier entry of its history and wait
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Rolls an Argo CD application back to an entry of its deployment history
     (C(POST /api/v1/applications/{name}/rollback) with C(id), C(prune) and C(dryRun)) and waits until the
