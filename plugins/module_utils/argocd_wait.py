@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) dictamesh.k3s_gitops contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Waiting on an Argo CD application: stream first, polling as the fallback.
 
 The predicates here never take an earlier operation's state for the one this
@@ -253,3 +253,71 @@ class ApplicationWaiter:
 
 class _StreamUnavailable(Exception):
     pass
+
+
+IN_PROGRESS = "another operation is already in progress"
+
+
+class OperationError(Exception):
+    """A sync or rollback that cannot go on; carries the application as last seen."""
+
+    def __init__(self, message, application=None):
+        super(OperationError, self).__init__(message)
+        self.application = application
+
+
+class OperationRunner:
+    """What argocd_sync and argocd_rollback share: read the application, deal with an
+    operation already running, and report the final state. ``clock``/``sleep`` are
+    injectable for tests; subclasses set ``error`` to their exception class."""
+
+    error = OperationError
+
+    def __init__(self, params, client, check_mode=False, clock=None, sleep=None):
+        self.params = params
+        self.client = client
+        self.check_mode = check_mode
+        self.clock = clock or time.monotonic
+        self.sleep = sleep or time.sleep
+        self.deadline = self.clock() + params["timeout"]
+        self.waiter = ApplicationWaiter(
+            client, params["name"], project=params.get("project"), app_namespace=params.get("app_namespace"),
+            use_stream=params["watch"], poll_interval=params["poll_interval"], clock=self.clock, sleep=self.sleep,
+        )
+        self.terminated = False
+
+    def get(self):
+        app = self.client.get_application(
+            self.params["name"], project=self.params.get("project"), app_namespace=self.params.get("app_namespace")
+        )
+        if app is None:
+            raise self.error("application %r not found (or not visible to this token)" % self.params["name"])
+        return app
+
+    def settle_running(self, app):
+        """Deal with an operation in progress; return the app once none runs."""
+        if not operation_running(app):
+            return app
+        policy = self.params["on_running_operation"]
+        if policy == "fail":
+            raise self.error("%s on %r (on_running_operation=fail)" % (IN_PROGRESS, self.params["name"]), app)
+        if policy == "terminate" and not self.terminated:
+            try:
+                self.client.terminate_operation(self.params["name"], app_namespace=self.params.get("app_namespace"))
+            except ArgoCDError as exc:
+                if exc.status != 400:  # 400: it finished meanwhile
+                    raise
+            self.terminated = True
+        return self.waiter.wait(lambda a: not operation_running(a), self.deadline, "the running operation to end")
+
+    def finish(self, result, app):
+        result.update(
+            application=app,
+            sync_status=(status_of(app).get("sync") or {}).get("status"),
+            health_status=(status_of(app).get("health") or {}).get("status"),
+            wait_method=self.waiter.method,
+            terminated_operation=self.terminated,
+        )
+        if self.waiter.fallback_reason:
+            result["stream_fallback_reason"] = self.waiter.fallback_reason
+        return result

@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright (c) dictamesh.k3s_gitops contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -163,35 +163,31 @@ terminated_operation:
   type: bool
 """
 
-import time
-
 from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_client import (
     ArgoCDError,
     encode_path_segment,
 )
 from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_module import ArgoCDModule
 from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_wait import (
-    ApplicationWaiter,
+    IN_PROGRESS,
+    OperationError,
+    OperationRunner,
     OperationTracker,
     SyncFailed,
     WaitTimeout,
     check_phase,
     converged_predicate,
     operation_key,
-    operation_running,
     operation_state,
     resource_messages,
     status_of,
 )
 
-IN_PROGRESS = "another operation is already in progress"
 AUTO_SYNC = "rollback cannot be initiated when auto-sync is enabled"
 
 
-class RollbackError(Exception):
-    def __init__(self, message, application=None):
-        super(RollbackError, self).__init__(message)
-        self.application = application
+class RollbackError(OperationError):
+    pass
 
 
 def history_of(app):
@@ -243,57 +239,10 @@ def build_rollback_request(params, entry_id):
     return body
 
 
-class RollbackRunner:
+class RollbackRunner(OperationRunner):
     """Runs one argocd_rollback task (waiting as argocd_sync does); ``clock``/``sleep`` injectable for tests."""
 
-    def __init__(self, params, client, check_mode=False, clock=None, sleep=None):
-        self.params = params
-        self.client = client
-        self.check_mode = check_mode
-        self.clock = clock or time.monotonic
-        self.sleep = sleep or time.sleep
-        self.deadline = self.clock() + params["timeout"]
-        self.waiter = ApplicationWaiter(
-            client, params["name"], project=params.get("project"), app_namespace=params.get("app_namespace"),
-            use_stream=params["watch"], poll_interval=params["poll_interval"], clock=self.clock, sleep=self.sleep,
-        )
-        self.terminated = False
-
-    def get(self):
-        app = self.client.get_application(
-            self.params["name"], project=self.params.get("project"), app_namespace=self.params.get("app_namespace")
-        )
-        if app is None:
-            raise RollbackError("application %r not found (or not visible to this token)" % self.params["name"])
-        return app
-
-    def settle_running(self, app):
-        """Deal with an operation in progress; return the app once none runs."""
-        if not operation_running(app):
-            return app
-        policy = self.params["on_running_operation"]
-        if policy == "fail":
-            raise RollbackError("%s on %r (on_running_operation=fail)" % (IN_PROGRESS, self.params["name"]), app)
-        if policy == "terminate" and not self.terminated:
-            try:
-                self.client.terminate_operation(self.params["name"], app_namespace=self.params.get("app_namespace"))
-            except ArgoCDError as exc:
-                if exc.status != 400:  # 400: it finished meanwhile
-                    raise
-            self.terminated = True
-        return self.waiter.wait(lambda a: not operation_running(a), self.deadline, "the running operation to end")
-
-    def finish(self, result, app):
-        result.update(
-            application=app,
-            sync_status=(status_of(app).get("sync") or {}).get("status"),
-            health_status=(status_of(app).get("health") or {}).get("status"),
-            wait_method=self.waiter.method,
-            terminated_operation=self.terminated,
-        )
-        if self.waiter.fallback_reason:
-            result["stream_fallback_reason"] = self.waiter.fallback_reason
-        return result
+    error = RollbackError
 
     def post(self, body):
         return self.client.request(
