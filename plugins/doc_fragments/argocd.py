@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) dictamesh.k3s_gitops contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
