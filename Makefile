@@ -9,7 +9,7 @@ PY := $(BIN)/python
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-APT_PACKAGES := qemu-system-x86 qemu-utils debootstrap openssh-client openssl git make rsync
+APT_PACKAGES := qemu-system-x86 qemu-utils debootstrap openssh-client openssl git make rsync shellcheck
 MOLECULE_SCENARIOS ?= smoke default ha
 PLAYBOOKS := site.yml $(wildcard playbooks/*.yml)
 
