@@ -155,9 +155,12 @@ def test_k3s_config_disables_local_path(first_server: testinfra.host.Host) -> No
 
 
 def test_storage_classes(first_server: testinfra.host.Host) -> None:
-    classes = {c["metadata"]["name"]: c for c in kubectl_json(first_server, "get", "storageclass")["items"]}
-    assert "local-path" not in classes
+    listed = first_server.check_output(f"{K3S} kubectl get storageclass -o name").split()
+    names = {entry.split("/", 1)[1] for entry in listed}
+    assert {"longhorn", "longhorn-retain"} <= names and "local-path" not in names, names
+    classes = {name: kubectl_json(first_server, "get", "storageclass", name) for name in names}
     assert classes["longhorn-retain"]["reclaimPolicy"] == "Retain"
+    assert classes["longhorn"]["reclaimPolicy"] == "Delete"
     defaults = [n for n, c in classes.items()
                 if (c["metadata"].get("annotations") or {}).get("storageclass.kubernetes.io/is-default-class") == "true"]
     assert defaults == ["longhorn"]
