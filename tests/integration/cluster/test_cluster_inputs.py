@@ -92,6 +92,26 @@ def test_valid_input_passes_validation(tmp_path: Path, mirror_url: str) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
 
 
+def test_limit_without_the_first_server_is_refused(tmp_path: Path, mirror_url: str) -> None:
+    inventory = cluster(servers=3, agents=2, cluster_k3s_download_base_url=f"{mirror_url}/good")
+    assert_rejected(run(PLAYBOOK, tmp_path, inventory, None, "--limit", "a2"),
+                    "The first server s1 is not in this run", "--limit a2,s1")
+
+
+def test_limit_with_the_first_server_passes_and_reads_the_others_from_the_inventory(
+        tmp_path: Path, mirror_url: str) -> None:
+    inventory = cluster(servers=3, agents=2, cluster_k3s_download_base_url=f"{mirror_url}/good")
+    servers = inventory["k3s_cluster"]["children"]["k3s_servers"]["hosts"]
+    servers["s2"]["node_ip"] = "192.0.2.12"
+    servers["s3"]["ansible_host"] = "192.0.2.13"
+    result = run(PLAYBOOK, tmp_path, inventory, None, "--tags", "k3s_validate", "--limit", "a2,s1", "-v")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert "k3s_cluster_node_ip: 192.0.2.12" in result.stdout  # ansible.cfg: YAML results
+    assert "k3s_cluster_node_ip: 192.0.2.13" in result.stdout
+    recap = result.stdout.split("PLAY RECAP", 1)[1].splitlines()[1:]
+    assert {"a2", "s1"} == {line.split()[0] for line in recap if line.strip()}
+
+
 def test_even_server_count(tmp_path: Path, mirror_url: str) -> None:
     inventory = cluster(servers=2, cluster_k3s_download_base_url=f"{mirror_url}/good")
     assert_rejected(run(PLAYBOOK, tmp_path, inventory), "k3s_servers has 2 hosts", "odd number")
