@@ -3,7 +3,8 @@
 stand-in to the module's runner returning, stream against polling.
 
 Runs the module's SyncRunner in-process (no ansible-playbook start-up) against the
-Argo CD API stand-in. Not a test: prints a table. ``make bench`` calls it.
+Argo CD API stand-in. Not a test: prints a table. ``make bench`` calls measure() through
+tests/bench/run.py (median/p90 into docs/bench/results.json).
 """
 
 from __future__ import annotations
@@ -50,9 +51,44 @@ def one_run(server, token, **over):
     return returned - marks[-1]
 
 
-def p95(values):
+def percentile(values, fraction):
+    """Nearest-rank percentile (no interpolation: a value that was measured)."""
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def p95(values):
+    return percentile(values, 0.95)
+
+
+CONFIG = {"pickup_delay": 0.1, "op_duration": 0.5, "reconcile_delay": 0.1, "health_delay": 0.7}
+METHODS = (("stream", dict(watch=True)),
+           ("poll 2.0 s (default)", dict(watch=False, poll_interval=2.0)),
+           ("poll 0.5 s", dict(watch=False, poll_interval=0.5)))
+
+
+def measure(repetitions=20):
+    """Every method `repetitions` times; latencies in ms, the stand-in timings, the load."""
+    import os  # pylint: disable=import-outside-toplevel
+    load_before = os.getloadavg()[0]
+    rows = []
+    with ArgoCDStandIn(config=CONFIG) as server:
+        token = server.issue_token()
+        with server.store.cond:
+            server.api.create_app(json.loads(json.dumps(APP)), {})
+        for label, over in METHODS:
+            samples = [one_run(server, token, **over) for _repetition in range(repetitions)]
+            rows.append({"method": label, "n": len(samples),
+                         "median_ms": round(statistics.median(samples) * 1000, 1),
+                         "p90_ms": round(percentile(samples, 0.90) * 1000, 1),
+                         "max_ms": round(max(samples) * 1000, 1),
+                         "min_ms": round(min(samples) * 1000, 1)})
+        violations = list(server.store.violations)
+    if violations:
+        raise RuntimeError("stand-in contract violations: %s" % violations)
+    return {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "standin_config": CONFIG,
+            "rows": rows, "load1_before": round(load_before, 2),
+            "load1_after": round(os.getloadavg()[0], 2)}
 
 
 def main() -> int:
