@@ -1,4 +1,4 @@
-"""Fixtures for the day-2 playbook tests: an Argo CD stand-in (with rollback) and a playbook runner."""
+"""Fixtures for the day-2 playbook tests: an Argo CD stand-in and a playbook runner."""
 
 from __future__ import annotations
 
@@ -14,12 +14,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO))
 
-from tests.integration.day2 import argocd_rollback_standin  # noqa: E402
 from tests.standins.argocd_api import ArgoCDStandIn  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 FAST = {"pickup_delay": 0.05, "op_duration": 0.15, "reconcile_delay": 0.05, "health_delay": 0.1}
-argocd_rollback_standin.install()
 
 
 class PlaybookRun:

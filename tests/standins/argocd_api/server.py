@@ -4,9 +4,10 @@ Every request and response body is validated against the Argo CD 3.6.0
 swagger (see contract.py). Reproduced behaviours (DESIGN.md "Argo CD REST
 facts"): operation lifecycle driven by a fake controller thread, health
 transitions, 403/404 rules, 400 for spec-differs-without-upsert and
-operation-in-progress, 409 for a stale project resourceVersion, 415 for a wrong
-Content-Type, login rate limiting, sync windows, the NDJSON/SSE stream,
-``items: null``, credential stripping, ``--rootpath`` and optional TLS.
+operation-in-progress, rollback to a history entry (refused under automated
+sync), 409 for a stale project resourceVersion, 415 for a wrong Content-Type,
+login rate limiting, sync windows, the NDJSON/SSE stream, ``items: null``,
+credential stripping, ``--rootpath`` and optional TLS.
 
 Test-only endpoints live under ``/_standin/`` (no auth, no validation).
 """
@@ -39,6 +40,7 @@ SECRET_REPO_FIELDS = ("password", "sshPrivateKey", "tlsClientCertKey", "tlsClien
 LOGIN_WINDOW = 300.0
 LOGIN_MAX_FAILURES = 5
 FINALIZER = "resources-finalizer.argocd.argoproj.io"
+COMMIT_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
 def now_rfc3339() -> str:
@@ -123,6 +125,17 @@ def window_applies(window: Dict[str, Any], app: Dict[str, Any]) -> bool:
     return (any(fnmatch.fnmatch(name, p) for p in window.get("applications") or [])
             or any(fnmatch.fnmatch(namespace, p) for p in window.get("namespaces") or [])
             or any(fnmatch.fnmatch(server, p) for p in window.get("clusters") or []))
+
+
+def resolve_revision(config: Dict[str, Any], revision: str) -> str:
+    """The commit a revision resolves to: ``config["commits"]`` first; a full commit SHA stays itself
+    (upstream resolveRevision skips the lookup for one); any other name hashes to a stable fake SHA."""
+    mapped = (config.get("commits") or {}).get(revision)
+    if mapped:
+        return mapped
+    if COMMIT_SHA_RE.match(revision):
+        return revision
+    return hashlib.sha1(revision.encode()).hexdigest()
 
 
 # ------------------------------------------------------------------ state
@@ -242,7 +255,7 @@ class Controller(threading.Thread):
             return
         sync_op = state["operation"].get("sync") or {}
         revision = sync_op.get("revision") or app["spec"].get("source", {}).get("targetRevision") or "HEAD"
-        revision = self.store.config.get("commits", {}).get(revision) or hashlib.sha1(revision.encode()).hexdigest()
+        revision = resolve_revision(self.store.config, revision)
         failure = self.store.config["fail_sync"].get(name)
         dry = bool(sync_op.get("dryRun"))
         was_synced = (app["status"].get("sync") or {}).get("status") == "Synced"
@@ -462,8 +475,7 @@ class Api:
             raise ApiError(3, "application name in the path and the body differ")
         self.app_or_error(name, body.get("project"))
         app = self.store.apps[name]
-        state = (app.get("status") or {}).get("operationState") or {}
-        if app.get("operation") or (state.get("phase") in ("Running", "Terminating") and not state.get("finishedAt")):
+        if self.operation_in_progress(app):
             raise ApiError(9, "another operation is already in progress")
         if app["metadata"].get("deletionTimestamp"):
             raise ApiError(9, "application is being deleted")
@@ -483,6 +495,62 @@ class Api:
         app["operation"] = operation
         self.store.touch_app(name)
         self.store.mark("sync_requested", app=name)
+        self.ctl.schedule(self.store.config["pickup_delay"], lambda: self.ctl.start_operation(name))
+        return copy.deepcopy(app)
+
+    @staticmethod
+    def operation_in_progress(app: Dict[str, Any]) -> bool:
+        state = (app.get("status") or {}).get("operationState") or {}
+        return bool(app.get("operation")) or (state.get("phase") in ("Running", "Terminating")
+                                              and not state.get("finishedAt"))
+
+    @staticmethod
+    def automated_sync_enabled(app: Dict[str, Any]) -> bool:
+        """SyncPolicy.IsAutomatedSyncEnabled: ``automated`` set and ``enabled`` not false."""
+        automated = (app["spec"].get("syncPolicy") or {}).get("automated")
+        if automated is None:
+            return False
+        return not isinstance(automated, dict) or automated.get("enabled", True) is not False
+
+    def rollback(self, name: str, body: Dict[str, Any], user: str) -> Dict[str, Any]:
+        """Server.Rollback (Argo CD 3.6): a sync to a history entry's revision and source, apply strategy.
+
+        Checked in upstream order: the application (403/404 rules), being deleted, automated sync
+        enabled, the history id, a history entry without source; then SetAppOperation refuses while
+        another operation is in progress. The spec's sync options are carried over.
+        """
+        if body.get("name") not in (None, name):
+            raise ApiError(3, "application name in the path and the body differ")
+        self.app_or_error(name, body.get("project"), lag=0)
+        app = self.store.apps[name]
+        if app["metadata"].get("deletionTimestamp"):
+            raise ApiError(9, "application is deleting")
+        if self.automated_sync_enabled(app):
+            raise ApiError(9, "rollback cannot be initiated when auto-sync is enabled")
+        wanted = int(body.get("id") or 0)
+        history = (app.get("status") or {}).get("history") or []
+        entry = next((h for h in history if int(h.get("id") or 0) == wanted), None)
+        if entry is None:
+            raise ApiError(3, "application %s does not have deployment with id %d" % (name, wanted))
+        if not entry.get("source") and not entry.get("sources"):
+            raise ApiError(9, "cannot rollback to revision deployed with Argo CD v0.11 or lower. "
+                              "sync to revision instead.")
+        if self.operation_in_progress(app):
+            raise ApiError(9, "another operation is already in progress")
+        sync_op: Dict[str, Any] = {"syncStrategy": {"apply": {}}}
+        for key in ("revision", "revisions", "source", "sources"):
+            if entry.get(key):
+                sync_op[key] = copy.deepcopy(entry[key])
+        if body.get("prune"):
+            sync_op["prune"] = True
+        if body.get("dryRun"):
+            sync_op["dryRun"] = True
+        options = (app["spec"].get("syncPolicy") or {}).get("syncOptions")
+        if options:
+            sync_op["syncOptions"] = list(options)
+        app["operation"] = {"sync": sync_op, "initiatedBy": {"username": user}}
+        self.store.touch_app(name)
+        self.store.mark("rollback_requested", app=name, id=wanted)
         self.ctl.schedule(self.store.config["pickup_delay"], lambda: self.ctl.start_operation(name))
         return copy.deepcopy(app)
 
@@ -607,6 +675,7 @@ ROUTES = [
     ("POST", r"/api/v1/applications", "/api/v1/applications", "h_create_app"),
     ("GET", r"/api/v1/stream/applications", "/api/v1/stream/applications", "h_stream"),
     ("POST", r"/api/v1/applications/(?P<name>[^/]+)/sync", "/api/v1/applications/{name}/sync", "h_sync"),
+    ("POST", r"/api/v1/applications/(?P<name>[^/]+)/rollback", "/api/v1/applications/{name}/rollback", "h_rollback"),
     ("DELETE", r"/api/v1/applications/(?P<name>[^/]+)/operation", "/api/v1/applications/{name}/operation", "h_terminate"),
     ("GET", r"/api/v1/applications/(?P<name>[^/]+)", "/api/v1/applications/{name}", "h_get_app"),
     ("PUT", r"/api/v1/applications/(?P<name>[^/]+)", "/api/v1/applications/{application.metadata.name}", "h_update_app"),
@@ -785,6 +854,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def h_sync(self, name: str, body: Dict[str, Any], user: str, **_: Any) -> Dict[str, Any]:
         return self.standin.api.sync(name, body, user)
+
+    def h_rollback(self, name: str, body: Dict[str, Any], user: str, **_: Any) -> Dict[str, Any]:
+        return self.standin.api.rollback(name, body or {}, user)
 
     def h_terminate(self, name: str, query: Dict[str, str], **_: Any) -> Dict[str, Any]:
         return self.standin.api.terminate(name, query)
