@@ -58,6 +58,8 @@ def staging_vars() -> Dict[str, Any]:
 def connection_vars(mode: str) -> Dict[str, Any]:
     base = {"ansible_host": "127.0.0.1", "ansible_port": 1, "ansible_python_interpreter": PYTHON,
             "ansible_become": False}
+    if mode == "local":  # only for playbooks that change nothing on the hosts (API calls, checks)
+        return dict(base, ansible_connection="local")
     if mode == "unreachable":
         return dict(base, ansible_connection="ssh")
     if mode == "local_validate":
@@ -79,7 +81,7 @@ def write_inventory(directory: Path, mode: str = "unreachable", servers: int = 1
             values.pop(key, None)
         else:
             values[key] = value
-    (directory / "group_vars" / "all" / "main.yml").write_text(yaml.safe_dump(values), encoding="utf-8")
+    private_file(directory / "group_vars" / "all" / "main.yml", yaml.safe_dump(values))
     hosts = {"s%d" % i: {"node_ip": "192.0.2.%d" % i, "node_name": "s%d" % i} for i in range(1, servers + 1)}
     agents_hosts = {"a%d" % i: {"node_ip": "192.0.2.%d" % (100 + i), "node_name": "a%d" % i}
                     for i in range(1, agents + 1)}
