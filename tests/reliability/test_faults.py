@@ -143,8 +143,6 @@ def test_login_is_not_retried(tmp_path: Path, seeded: ArgoCDStandIn, proxy: Faul
     assert PASSWORD not in result.output
 
 
-@pytest.mark.xfail(strict=True, reason="playbooks/tasks/argocd_session.yml logs in with no_log: true, so a failed "
-                   "login shows only 'the output has been hidden' instead of the server and the HTTP status")
 def test_login_failure_message_is_clear(tmp_path: Path, seeded: ArgoCDStandIn, proxy: FaultProxy) -> None:
     proxy.add(Rule("POST", "/api/v1/session", count=100, status=503))
     result = runner.run("dictamesh.k3s_gitops.sync", tmp_path, None,

@@ -65,11 +65,13 @@ def platform_role_vars() -> dict[str, dict[str, Any]]:
     """role short name -> the `vars` the playbooks pass to it (unrendered)."""
     out: dict[str, dict[str, Any]] = {}
     for playbook in ("platform.yml", "gitops_bootstrap.yml"):
-        plays = yaml.safe_load((REPO / "playbooks" / playbook).read_text())
-        for task in plays[0]["tasks"]:
+        play = yaml.safe_load((REPO / "playbooks" / playbook).read_text())[0]
+        for task in play["tasks"]:
             inc = task.get("ansible.builtin.include_role")
-            if inc:
-                out[inc["name"].rsplit(".", 1)[1]] = task.get("vars", {})
+            if inc and "{{" not in inc["name"]:
+                role = inc["name"].rsplit(".", 1)[1]
+                mapped = {k: v for k, v in play.get("vars", {}).items() if k.startswith(role + "_")}
+                out[role] = dict(mapped, **task.get("vars", {}))
     return out
 
 
