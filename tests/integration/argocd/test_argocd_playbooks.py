@@ -31,7 +31,7 @@ def test_bootstrap_converges_then_is_idempotent(standin, playbook):
         assert standin.store.projects["dictamesh"]["spec"]["syncWindows"][0]["duration"] == "24h"
     second = playbook("bootstrap.yml", {"argocd_url": standin.url})
     assert second.rc == 0, second
-    assert second.changed == 0, second.stats
+    assert second.changed == 0, second.stats()
 
 
 def test_check_mode_changes_nothing(standin, playbook):
