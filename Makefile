@@ -16,7 +16,7 @@ MOLECULE_SCENARIOS ?= default site upgrade
 MOLECULE_ALL := smoke default ha site upgrade restore
 PLAYBOOKS := site.yml $(wildcard playbooks/*.yml)
 
-.PHONY: help deps venv lint sanity unit integration syntax molecule molecule-all test lab lab-down bench build clean
+.PHONY: help deps venv lint sanity unit integration reliability syntax molecule molecule-all test lab lab-down bench build clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -53,6 +53,9 @@ unit: venv  ## pytest unit tests
 integration: venv  ## module and stand-in tests through ansible-playbook
 	@if [ -d tests/integration ]; then $(BIN)/pytest -q tests/integration; else echo "no integration tests"; fi
 
+reliability: venv  ## bad inputs, secret-leak scan, fault cases (figures: docs/RELIABILITY.md)
+	$(BIN)/pytest -q tests/reliability
+
 syntax: venv  ## --syntax-check of every playbook
 	for p in $(PLAYBOOKS); do $(BIN)/ansible-playbook --syntax-check -i inventories/prod $$p; done
 
@@ -65,7 +68,7 @@ molecule: deps venv  ## molecule scenarios on VMs (MOLECULE_SCENARIOS), one afte
 molecule-all: deps venv  ## every molecule scenario (several hours under software emulation)
 	$(MAKE) molecule MOLECULE_SCENARIOS="$(MOLECULE_ALL)"
 
-test: deps venv lint sanity unit integration syntax molecule  ## Every test tier (what CI runs)
+test: deps venv lint sanity unit integration reliability syntax molecule  ## Every test tier (what CI runs)
 
 lab: deps venv  ## Boot 1 server + 2 agents as local VMs and run site.yml against them
 	tests/vmlab/lab.sh up
