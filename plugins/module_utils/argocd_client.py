@@ -317,6 +317,13 @@ class ArgoCDClient:
             "POST", "/api/v1/applications/%s/sync" % encode_path_segment(name), body=sync_request, idempotent=False
         )
 
+    def rollback_application(self, name, rollback_request):
+        """POST .../rollback: Argo CD records a sync to the history entry's revision. Not retried."""
+        return self.request(
+            "POST", "/api/v1/applications/%s/rollback" % encode_path_segment(name), body=rollback_request,
+            idempotent=False,
+        )
+
     def terminate_operation(self, name, app_namespace=None, project=None):
         return self.request(
             "DELETE", "/api/v1/applications/%s/operation" % encode_path_segment(name),

@@ -163,10 +163,7 @@ terminated_operation:
   type: bool
 """
 
-from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_client import (
-    ArgoCDError,
-    encode_path_segment,
-)
+from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_client import ArgoCDError
 from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_module import ArgoCDModule
 from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_wait import (
     IN_PROGRESS,
@@ -244,12 +241,6 @@ class RollbackRunner(OperationRunner):
 
     error = RollbackError
 
-    def post(self, body):
-        return self.client.request(
-            "POST", "/api/v1/applications/%s/rollback" % encode_path_segment(self.params["name"]),
-            body=body, idempotent=False,
-        )
-
     def request_rollback(self, app, entry):
         """POST the rollback; retry after an in-progress race. Returns (app, tracker)."""
         body = build_rollback_request(self.params, entry["id"])
@@ -257,7 +248,7 @@ class RollbackRunner(OperationRunner):
             app = self.settle_running(app)
             previous = operation_key(app)
             try:
-                self.post(body)
+                self.client.rollback_application(self.params["name"], body)
             except ArgoCDError as exc:
                 message = (exc.message or "").lower()
                 if exc.status == 400 and IN_PROGRESS in message:

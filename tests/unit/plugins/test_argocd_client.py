@@ -209,3 +209,24 @@ def test_stream_yields_applications_and_raises_stream_errors():
 def test_sanitize_repository_drops_credentials():
     repo = {"repo": "r", "username": "u", "password": "p", "sshPrivateKey": "k", "tlsClientCertKey": "c"}
     assert ac.sanitize_repository(repo) == {"repo": "r", "username": "u"}
+
+
+def test_rollback_posts_the_request_to_the_encoded_name_once():
+    opener = Opener(FakeResponse({"metadata": {"name": "a b"}}, date="Wed, 27 Nov 2024 10:00:07 GMT"))
+    c = client(opener, base_path="/argocd")
+    body = {"name": "a b", "id": 3, "prune": True, "dryRun": False, "project": "p"}
+    assert c.rollback_application("a b", body) == {"metadata": {"name": "a b"}}
+    call = opener.calls[0]
+    assert call["url"] == "https://argocd.example.com/argocd/api/v1/applications/a%20b/rollback"
+    assert call["method"] == "POST"
+    assert call["headers"]["Content-Type"] == "application/json"
+    assert json.loads(call["data"]) == body
+    assert c.last_response_date.isoformat() == "2024-11-27T10:00:07+00:00"
+
+
+@pytest.mark.parametrize("failure", [http_error(503, b"busy"), URLError("reset")])
+def test_rollback_is_never_retried(failure):
+    opener = Opener(failure, FakeResponse({}))
+    with pytest.raises(ac.ArgoCDError):
+        client(opener).rollback_application("a", {"name": "a", "id": 0})
+    assert len(opener.calls) == 1

@@ -51,7 +51,7 @@ def client_for(stream_events: List[List[Dict[str, Any]]], get_states: Optional[L
     client.get_application.side_effect = list(get_states or [BEFORE])
     client.last_response_date = DATE
     client.watch_application.side_effect = [iter(e) for e in stream_events]
-    client.request.return_value = RUNNING
+    client.rollback_application.return_value = RUNNING
     return client
 
 
@@ -59,9 +59,9 @@ def test_request_path_and_body_are_exact():
     client = client_for([[BEFORE, RUNNING, DONE], [DONE, HEALTHY]])
     result = run_main(argocd_rollback, {"name": "a", "id": 0, "prune": True, "project": "dictamesh"}, client)
     assert result["failed"] is False, result
-    client.request.assert_called_once_with(
-        "POST", "/api/v1/applications/a/rollback",
-        body={"name": "a", "id": 0, "prune": True, "dryRun": False, "project": "dictamesh"}, idempotent=False)
+    client.rollback_application.assert_called_once_with(
+        "a", {"name": "a", "id": 0, "prune": True, "dryRun": False, "project": "dictamesh"})
+    client.request.assert_not_called()  # the module builds no request of its own
     assert result["changed"] is True
     assert result["revision"] == "aaa" and result["history_entry"]["id"] == 0
     assert result["operation_state"]["startedAt"] == "2024-11-27T10:00:05Z"
@@ -97,7 +97,7 @@ def test_unknown_id_fails_listing_known_ids_and_posts_nothing():
     client = client_for([])
     result = run_main(argocd_rollback, {"name": "a", "id": 9}, client)
     assert result["failed"] and "no history entry with id 9" in result["msg"] and "0, 1, 2" in result["msg"]
-    client.request.assert_not_called()
+    client.rollback_application.assert_not_called()
 
 
 def test_unknown_revision_fails():
@@ -109,7 +109,7 @@ def test_already_at_that_revision_changes_nothing():
     client = client_for([], get_states=[HEALTHY])
     result = run_main(argocd_rollback, {"name": "a", "id": 0}, client)
     assert result["failed"] is False and result["changed"] is False
-    client.request.assert_not_called()
+    client.rollback_application.assert_not_called()
 
 
 def test_auto_sync_enabled_fails_early():
@@ -118,7 +118,7 @@ def test_auto_sync_enabled_fails_early():
     client = client_for([], get_states=[auto])
     result = run_main(argocd_rollback, {"name": "a", "id": 0}, client)
     assert result["failed"] and "auto-sync is enabled" in result["msg"]
-    client.request.assert_not_called()
+    client.rollback_application.assert_not_called()
 
 
 def test_auto_sync_explicitly_disabled_is_not_auto():
@@ -129,8 +129,8 @@ def test_auto_sync_explicitly_disabled_is_not_auto():
 
 def test_auto_sync_refusal_from_server_is_explained():
     client = client_for([])
-    client.request.side_effect = ArgoCDError("rollback cannot be initiated when auto-sync is enabled", status=400,
-                                             code=9)
+    client.rollback_application.side_effect = ArgoCDError(
+        "rollback cannot be initiated when auto-sync is enabled", status=400, code=9)
     result = run_main(argocd_rollback, {"name": "a", "id": 0}, client)
     assert result["failed"] and "disable automated sync first" in result["msg"]
 
@@ -139,7 +139,7 @@ def test_check_mode_predicts_without_posting():
     client = client_for([], get_states=[BEFORE])
     result = run_main(argocd_rollback, {"name": "a", "id": 1}, client, check=True)
     assert result["changed"] is True and result["revision"] == "bbb"
-    client.request.assert_not_called()
+    client.rollback_application.assert_not_called()
 
 
 def test_failed_operation_fails_with_resource_messages():
@@ -164,7 +164,7 @@ def test_running_operation_fail_policy_posts_nothing():
     client = client_for([], get_states=[running])
     result = run_main(argocd_rollback, {"name": "a", "id": 0, "on_running_operation": "fail"}, client)
     assert result["failed"] and "already in progress" in result["msg"]
-    client.request.assert_not_called()
+    client.rollback_application.assert_not_called()
 
 
 def test_wait_for_empty_only_requests():
@@ -178,7 +178,7 @@ def test_dry_run_is_never_changed_and_skips_health():
     client = client_for([[DONE]])
     result = run_main(argocd_rollback, {"name": "a", "id": 0, "dry_run": True}, client)
     assert result["failed"] is False and result["changed"] is False
-    assert client.request.call_args[1]["body"]["dryRun"] is True
+    assert client.rollback_application.call_args[0][1]["dryRun"] is True
 
 
 def test_id_and_revision_are_exclusive_and_one_is_required():
