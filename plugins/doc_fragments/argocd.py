@@ -49,3 +49,43 @@ notes:
   - All modules of this group can take their connection options from C(module_defaults) with the
     action group C(group/dictamesh.k3s_gitops.argocd).
 """
+
+    # Options naming one application: dictamesh.k3s_gitops.argocd.application
+    # (argument spec: module_utils.argocd_module.ARGOCD_APPLICATION_ARGS).
+    APPLICATION = r"""
+options:
+  name:
+    description: Name of the application.
+    type: str
+    required: true
+  project:
+    description:
+      - Project of the application. When given, a missing application is reported as missing rather than
+        as Argo CD's deliberate C(permission denied).
+    type: str
+  app_namespace:
+    description: Namespace of the Application object when apps-in-any-namespace is used.
+    type: str
+"""
+
+    # Waiting for an operation the module started: dictamesh.k3s_gitops.argocd.operation
+    # (argument spec: module_utils.argocd_module.ARGOCD_OPERATION_ARGS).
+    OPERATION = r"""
+options:
+  poll_interval:
+    description: Seconds between two reads when polling.
+    type: float
+    default: 2.0
+  watch:
+    description: Wait on the stream endpoint. With V(false), or when the stream is unusable, the module polls.
+    type: bool
+    default: true
+  on_running_operation:
+    description:
+      - What to do when another operation is already in progress on the application.
+      - V(wait) waits for it to finish (within O(timeout)), V(terminate) terminates it
+        (C(DELETE /api/v1/applications/{name}/operation)) and then goes on, V(fail) fails.
+    type: str
+    choices: [wait, terminate, fail]
+    default: wait
+"""

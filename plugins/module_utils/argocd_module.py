@@ -26,6 +26,35 @@ ARGOCD_COMMON_ARGS = dict(
 )
 
 
+# Options naming one application (doc fragment dictamesh.k3s_gitops.argocd.application).
+ARGOCD_APPLICATION_ARGS = dict(
+    name=dict(type="str", required=True),
+    project=dict(type="str"),
+    app_namespace=dict(type="str"),
+)
+
+# Waiting for an operation the module started (doc fragment dictamesh.k3s_gitops.argocd.operation).
+ARGOCD_OPERATION_ARGS = dict(
+    poll_interval=dict(type="float", default=2.0),
+    watch=dict(type="bool", default=True),
+    on_running_operation=dict(type="str", choices=["wait", "terminate", "fail"], default="wait"),
+)
+
+
+def application_argument_spec(**extra):
+    """Return the options naming one application merged with the module's own (which win)."""
+    spec = copy.deepcopy(ARGOCD_APPLICATION_ARGS)
+    spec.update(extra)
+    return spec
+
+
+def operation_argument_spec(**extra):
+    """Return the application options and the operation-waiting options merged with the module's own."""
+    spec = application_argument_spec(**copy.deepcopy(ARGOCD_OPERATION_ARGS))
+    spec.update(extra)
+    return spec
+
+
 def argocd_argument_spec(**extra):
     """Return the common connection options merged with the module's own."""
     spec = copy.deepcopy(ARGOCD_COMMON_ARGS)

@@ -21,19 +21,12 @@ description:
 author:
   - DictaMesh maintainers (@dictamesh)
 options:
-  name:
-    description: Name of the application.
-    type: str
-    required: true
   project:
     description:
       - Argo CD project of the application (C(spec.project)). Required with O(state=present) unless
         O(spec) has C(project).
       - Also used to look the application up, so that a missing application answers 404 rather than
         Argo CD's deliberate 403.
-    type: str
-  app_namespace:
-    description: Namespace of the Application object when apps-in-any-namespace is used.
     type: str
   state:
     description: V(present) creates or updates the application, V(absent) deletes it.
@@ -86,6 +79,7 @@ options:
     default: 300
 extends_documentation_fragment:
   - dictamesh.k3s_gitops.argocd
+  - dictamesh.k3s_gitops.argocd.application
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.ACTIONGROUPS
 attributes:
@@ -150,6 +144,7 @@ from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_client
 from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_module import (
     ArgoCDModule,
     DifferenceTracker,
+    application_argument_spec,
     merge,
 )
 
@@ -266,10 +261,7 @@ def run(client, params, check_mode=False):
 
 def main():
     module = ArgoCDModule(
-        argument_spec=dict(
-            name=dict(type="str", required=True),
-            project=dict(type="str"),
-            app_namespace=dict(type="str"),
+        argument_spec=application_argument_spec(
             state=dict(type="str", choices=["present", "absent"], default="present"),
             spec=dict(type="dict"),
             labels=dict(type="dict"),

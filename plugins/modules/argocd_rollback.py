@@ -25,18 +25,6 @@ description:
 author:
   - DictaMesh maintainers (@dictamesh)
 options:
-  name:
-    description: Name of the application.
-    type: str
-    required: true
-  project:
-    description:
-      - Project of the application. When given, a missing application is reported as missing rather than
-        as Argo CD's deliberate C(permission denied).
-    type: str
-  app_namespace:
-    description: Namespace of the Application object when apps-in-any-namespace is used.
-    type: str
   id:
     description:
       - C(id) of the history entry (C(status.history[].id)) to roll back to.
@@ -67,23 +55,10 @@ options:
     description: Seconds to wait in total before failing.
     type: int
     default: 300
-  poll_interval:
-    description: Seconds between two reads when polling.
-    type: float
-    default: 2.0
-  watch:
-    description: Wait on the stream endpoint. With V(false), or when the stream is unusable, the module polls.
-    type: bool
-    default: true
-  on_running_operation:
-    description:
-      - What to do when another operation is already in progress on the application.
-      - V(wait) waits for it to finish (within O(timeout)), V(terminate) terminates it, V(fail) fails.
-    type: str
-    choices: [wait, terminate, fail]
-    default: wait
 extends_documentation_fragment:
   - dictamesh.k3s_gitops.argocd
+  - dictamesh.k3s_gitops.argocd.application
+  - dictamesh.k3s_gitops.argocd.operation
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.ACTIONGROUPS
 attributes:
@@ -164,7 +139,10 @@ terminated_operation:
 """
 
 from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_client import ArgoCDError
-from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_module import ArgoCDModule
+from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_module import (
+    ArgoCDModule,
+    operation_argument_spec,
+)
 from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_wait import (
     IN_PROGRESS,
     OperationError,
@@ -304,19 +282,13 @@ def auto_sync_message(name):
 
 
 def argument_spec():
-    return dict(
-        name=dict(type="str", required=True),
-        project=dict(type="str"),
-        app_namespace=dict(type="str"),
+    return operation_argument_spec(
         id=dict(type="int"),
         revision=dict(type="str"),
         prune=dict(type="bool", default=False),
         dry_run=dict(type="bool", default=False),
         wait_for=dict(type="list", elements="str", choices=["operation", "health"], default=["operation", "health"]),
         timeout=dict(type="int", default=300),
-        poll_interval=dict(type="float", default=2.0),
-        watch=dict(type="bool", default=True),
-        on_running_operation=dict(type="str", choices=["wait", "terminate", "fail"], default="wait"),
     )
 
 

@@ -26,18 +26,6 @@ description:
 author:
   - DictaMesh maintainers (@dictamesh)
 options:
-  name:
-    description: Name of the application.
-    type: str
-    required: true
-  project:
-    description:
-      - Project of the application. When given, a missing application is reported as missing rather than
-        as Argo CD's deliberate C(permission denied).
-    type: str
-  app_namespace:
-    description: Namespace of the Application object when apps-in-any-namespace is used.
-    type: str
   revision:
     description: Git revision, tag or Helm chart version to sync to. Default is the application's target revision.
     type: str
@@ -114,24 +102,10 @@ options:
     description: Seconds to wait in total (running operation, sync and health) before failing.
     type: int
     default: 300
-  poll_interval:
-    description: Seconds between two reads when polling.
-    type: float
-    default: 2.0
-  watch:
-    description: Wait on the stream endpoint. With V(false), or when the stream is unusable, the module polls.
-    type: bool
-    default: true
-  on_running_operation:
-    description:
-      - What to do when another operation is already in progress on the application.
-      - V(wait) waits for it to finish (within O(timeout)), V(terminate) terminates it
-        (C(DELETE /api/v1/applications/{name}/operation)) and then syncs, V(fail) fails.
-    type: str
-    choices: [wait, terminate, fail]
-    default: wait
 extends_documentation_fragment:
   - dictamesh.k3s_gitops.argocd
+  - dictamesh.k3s_gitops.argocd.application
+  - dictamesh.k3s_gitops.argocd.operation
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.ACTIONGROUPS
 attributes:
@@ -217,7 +191,10 @@ terminated_operation:
 """
 
 from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_client import ArgoCDError
-from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_module import ArgoCDModule
+from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_module import (
+    ArgoCDModule,
+    operation_argument_spec,
+)
 from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_wait import (
     IN_PROGRESS,
     OperationError,
@@ -356,10 +333,7 @@ class SyncRunner(OperationRunner):
 
 
 def argument_spec():
-    return dict(
-        name=dict(type="str", required=True),
-        project=dict(type="str"),
-        app_namespace=dict(type="str"),
+    return operation_argument_spec(
         revision=dict(type="str"),
         prune=dict(type="bool", default=False),
         dry_run=dict(type="bool", default=False),
@@ -382,9 +356,6 @@ def argument_spec():
         wait_for=dict(type="list", elements="str", choices=["operation", "sync", "health"],
                       default=["operation", "sync", "health"]),
         timeout=dict(type="int", default=300),
-        poll_interval=dict(type="float", default=2.0),
-        watch=dict(type="bool", default=True),
-        on_running_operation=dict(type="str", choices=["wait", "terminate", "fail"], default="wait"),
     )
 
 
