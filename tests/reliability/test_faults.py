@@ -58,7 +58,7 @@ def failure(result: runner.Run) -> str:
 
 @pytest.mark.parametrize("status", [502, 503, 504])
 def test_idempotent_read_retried_with_backoff_then_clear_error(tmp_path: Path, seeded: ArgoCDStandIn,
-                                                              proxy: FaultProxy, record, status: int) -> None:
+                                                               proxy: FaultProxy, record, status: int) -> None:
     proxy.add(Rule("GET", APP_PATH, count=100, status=status))
     result = call_module(tmp_path, "argocd_application_info", server_url=proxy.url,
                          auth_token=seeded.issue_token(), name="demo")
@@ -240,4 +240,3 @@ def test_agent_lost_stops_reset_before_the_servers(tmp_path: Path, record) -> No
     assert result.rc != 0, result
     assert result.unreachable() == ["a1"], result.stats
     assert "K3S could not be removed from a1; the servers are left as they are" in " ".join(result.failures())
-
