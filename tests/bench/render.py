@@ -108,7 +108,12 @@ def section_scale(results: dict[str, Any]) -> str:
     ]
     rows = []
     for run in scale["runs"]:
+        if "error" in run:
+            rows.append([run["hosts"], run["forks"], "FAILED: " + run["error"][:200].replace("|", "/")]
+                        + [""] * 8)
         for key, label in (("first", "first"), ("rerun", "re-run")):
+            if key not in run:
+                continue
             r = run[key]
             rows.append([run["hosts"], run["forks"], label, r["wall_s"], r["wall_per_host_s"],
                          r["cpu_s"], r["cpu_per_host_s"], r.get("tasks_run"),
@@ -230,8 +235,11 @@ def plot(results: dict[str, Any]) -> bool:
     import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
 
     fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
-    for forks in sorted({r["forks"] for r in scale["runs"]}):
-        runs = sorted((r for r in scale["runs"] if r["forks"] == forks), key=lambda r: r["hosts"])
+    done = [r for r in scale["runs"] if "first" in r and "rerun" in r]
+    if not done:
+        return False
+    for forks in sorted({r["forks"] for r in done}):
+        runs = sorted((r for r in done if r["forks"] == forks), key=lambda r: r["hosts"])
         hosts = [r["hosts"] for r in runs]
         for key, label, style in (("first", "first install", "-"), ("rerun", "re-run", "--")):
             wall = [r[key]["wall_per_host_s"] for r in runs]
@@ -244,7 +252,7 @@ def plot(results: dict[str, Any]) -> bool:
     ax.set_xlabel("hosts (podman containers over SSH)")
     ax.set_ylabel("seconds per host")
     ax.set_xscale("log")
-    ax.set_xticks(sorted({r["hosts"] for r in scale["runs"]}))
+    ax.set_xticks(sorted({r["hosts"] for r in done}))
     ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.set_ylim(bottom=0)
     ax.set_title("k3s_cluster.yml (without node_prep): time per host against host count\n"

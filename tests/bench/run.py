@@ -62,6 +62,9 @@ def guarded(name: str, func: Callable[[], Any]) -> bool:
     if isinstance(value, dict):
         for key, item in value.items():
             merge(key, item)
+    results = load_results()
+    if results.pop(f"{name}_error", None) is not None:   # an older failure of this benchmark
+        save_results(results)
     return True
 
 
@@ -96,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         import scale_bench  # noqa: PLC0415
         sizes = [int(s) for s in args.sizes.split(",")]
         forks = [int(f) for f in args.forks.split(",")]
-        ok &= guarded("scale", lambda: {"scale": scale_bench.run(sizes, forks)})
+        ok &= guarded("scale", lambda: {"scale": scale_bench.run(
+            sizes, forks, on_progress=lambda partial: merge("scale", partial))})
     if "argocd_sync" in selected:
         import argocd_sync_bench  # noqa: PLC0415
         ok &= guarded("argocd_sync", lambda: {"argocd_sync": argocd_sync_bench.measure(args.repetitions)})

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -180,33 +180,59 @@ def one_run(label: str, inventory: Path, book: Path, forks: int, hosts: int) -> 
     return out
 
 
-def run(sizes: list[int], forks_values: list[int]) -> dict[str, Any]:
+INOTIFY = Path("/proc/sys/fs/inotify/max_user_instances")
+INOTIFY_PER_CONTAINER = 8     # measured: systemd 5, dbus-daemon 1, systemd-logind 1 (+ margin)
+
+
+def raise_inotify_limit(hosts: int) -> int | None:
+    """systemd in each container holds ~7 inotify instances, all charged to root: with the
+    kernel's default of 128 per user only ~20 containers get to sshd. Raise the host's limit
+    for the run when needed; return the previous value to restore (None: unchanged)."""
+    current = int(INOTIFY.read_text().strip())
+    wanted = hosts * INOTIFY_PER_CONTAINER + 128
+    if current >= wanted:
+        return None
+    log(f"raising fs.inotify.max_user_instances {current} -> {wanted} for the run (restored after)")
+    INOTIFY.write_text(f"{wanted}\n")
+    return current
+
+
+def run(sizes: list[int], forks_values: list[int],
+        on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     tag = ensure_image()
     key = vmlab.ssh_key(vmlab.cache_dir())
     book = playbook()
     mroot = WORK / "mirror"
     subprocess.run([sys.executable, str(REPO / "tests" / "standins" / "k3s" / "build_mirror.py"),
                     "--root", str(mroot), "--version", VERSION], check=True, capture_output=True)
-    rows = []
+    result: dict[str, Any] = {
+        "connection": "ssh (ansible.builtin.ssh, ControlPersist, pipelining) to podman containers",
+        "playbook": "playbooks/k3s_cluster.yml without the node_prep play", "runs": []}
+    restore = raise_inotify_limit(max(sizes))
     try:
         for size in sizes:
             for forks in forks_values:
                 log(f"scale: {size} containers, forks={forks}")
-                addresses = start_containers(tag, size)
-                ready = wait_ssh(addresses, key)
-                gw = gateway()
-                mirror.stop(WORK / "mirror.pid")
-                info = mirror.start(mroot, WORK / "mirror.pid", bind=gw, port=0)
-                inventory = write_inventory(addresses, key, f"http://{gw}:{info['port']}", size)
-                row: dict[str, Any] = {"when": now_iso(), "hosts": size, "forks": forks,
-                                       "ssh_ready_s": round(ready, 1)}
-                row["first"] = one_run(f"h{size}-f{forks}-first", inventory, book, forks, size)
-                row["rerun"] = one_run(f"h{size}-f{forks}-rerun", inventory, book, forks, size)
-                rows.append(row)
+                row: dict[str, Any] = {"when": now_iso(), "hosts": size, "forks": forks}
+                try:
+                    addresses = start_containers(tag, size)
+                    row["ssh_ready_s"] = round(wait_ssh(addresses, key), 1)
+                    gw = gateway()
+                    mirror.stop(WORK / "mirror.pid")
+                    info = mirror.start(mroot, WORK / "mirror.pid", bind=gw, port=0)
+                    inventory = write_inventory(addresses, key, f"http://{gw}:{info['port']}", size)
+                    row["first"] = one_run(f"h{size}-f{forks}-first", inventory, book, forks, size)
+                    row["rerun"] = one_run(f"h{size}-f{forks}-rerun", inventory, book, forks, size)
+                except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
+                    log(f"scale: {size} hosts, forks={forks}: FAILED: {exc}")
+                    row["error"] = str(exc)[-2000:]
+                result["runs"].append(row)
+                if on_progress:
+                    on_progress(result)
                 remove_containers()
     finally:
         remove_containers()
         mirror.stop(WORK / "mirror.pid")
-    return {"connection": "ssh (ansible.builtin.ssh, ControlPersist, pipelining) to podman containers",
-            "playbook": "playbooks/k3s_cluster.yml without the node_prep play",
-            "runs": rows}
+        if restore is not None:
+            INOTIFY.write_text(f"{restore}\n")
+    return result
