@@ -158,8 +158,9 @@ def node_windows(doc: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Per host, from the controller's task timings: start/end of the maintenance tasks."""
     found: dict[str, dict[str, float]] = {}
     for row in task_rows(doc):
+        task = row["name"].split(" : ", 1)[-1]        # "<role FQCN> : <task name>"
         for key, name in TASK_KEYS.items():
-            if not row["name"].startswith(name) or (key == "uncordon" and "this run" in row["name"]):
+            if not task.startswith(name) or (key == "uncordon" and "this run" in task):
                 continue
             for host, status in row["hosts"].items():
                 if status in ("ok", "changed"):
@@ -202,6 +203,16 @@ def overhead_rows(doc: dict[str, Any], events: list[dict[str, Any]],
                                 if "drain" in s and "drain_begin" in s else None),
         })
     return rows
+
+
+def reanalyse_upgrade(result: dict[str, Any], log_file: Path) -> dict[str, Any]:
+    """Recompute the per-node rows of a recorded upgrade from its saved JSON log."""
+    text = log_file.read_text(encoding="utf-8").split("\n--- stderr ---", 1)[0]
+    names = {e["node"]: e["node"] for e in result["standin_events"]}
+    rows = overhead_rows(parse_json_output(text), result["standin_events"], names)
+    overheads = [r["overhead_s"] for r in rows]
+    return {**result, "nodes": rows,
+            "median_overhead_s": round(statistics.median(overheads), 2) if overheads else None}
 
 
 def run_upgrade(lab: Lab, installed: bool) -> dict[str, Any]:
