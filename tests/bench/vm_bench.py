@@ -37,7 +37,8 @@ class BenchError(RuntimeError):
 class Lab:
     """The VMs, the inventory directory and the environment of one bench run."""
 
-    def __init__(self, state: Path, servers: int, agents: int) -> None:
+    def __init__(self, state: Path, servers: int, agents: int, scenario: str = "site") -> None:
+        self.scenario_dir = REPO / "molecule" / scenario
         self.state = state
         self.servers = servers
         self.agents = agents
@@ -51,7 +52,7 @@ class Lab:
                 .replace("${MOLECULE_PROJECT_DIRECTORY}", str(REPO)))
 
     def _scenario(self) -> dict[str, Any]:
-        text = (SCENARIO / "molecule.yml").read_text(encoding="utf-8")
+        text = (self.scenario_dir / "molecule.yml").read_text(encoding="utf-8")
         return dict(yaml.safe_load(self._substitute(text)))
 
     def _scenario_env(self) -> dict[str, str]:
@@ -216,37 +217,50 @@ def reanalyse_upgrade(result: dict[str, Any], log_file: Path) -> dict[str, Any]:
 
 
 def run_upgrade(lab: Lab, installed: bool) -> dict[str, Any]:
-    if not installed:
-        lab.playbook("upgrade-prepare", SCENARIO / "prepare.yml")
-        lab.playbook("upgrade-install", SCENARIO / "converge.yml")
-    subprocess.run([sys.executable, str(BUILD_MIRROR), "--root", lab.env["VMLAB_MIRROR_ROOT"],
-                    "--version", UPGRADE_TO], check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    """After the site benchmark: one minor up (UPGRADE_TO), without the etcd snapshot (the site
+    scenario's single server keeps the default SQLite datastore, which has no etcd snapshots).
+    Alone: molecule/upgrade's wiring (prepare.yml installs upgrade_from_version with embedded
+    etcd, the snapshot is taken), to its cluster_k3s_version."""
+    extra: list[str] = []
+    target = UPGRADE_TO
+    if installed:
+        subprocess.run([sys.executable, str(BUILD_MIRROR), "--root", lab.env["VMLAB_MIRROR_ROOT"],
+                        "--version", UPGRADE_TO], check=True, capture_output=True,
+                       stdin=subprocess.DEVNULL)
+        extra = ["-e", f"cluster_k3s_version={UPGRADE_TO}", "-e", "cluster_upgrade_snapshot=false"]
+    else:
+        lab.playbook("upgrade-prepare", lab.scenario_dir / "prepare.yml")
+        target = lab.scenario["provisioner"]["inventory"]["group_vars"]["all"]["cluster_k3s_version"]
     servers, agents = lab.hosts()
     before = lab.ssh_read(servers[0], "/var/lib/rancher/k3s/server/standin-day2.json")
     start_count = len(json.loads(before)["events"]) if before.strip() else 0
-    result = lab.playbook("upgrade", REPO / "playbooks" / "upgrade_k3s.yml",
-                          "-e", f"cluster_k3s_version={UPGRADE_TO}")
+    result = lab.playbook("upgrade", REPO / "playbooks" / "upgrade_k3s.yml", *extra)
     day2 = json.loads(lab.ssh_read(servers[0], "/var/lib/rancher/k3s/server/standin-day2.json"))
     events = day2["events"][start_count:]
     starts = {h: lab.ssh_read(h, "/var/lib/rancher/k3s/standin-starts.log").splitlines()
               for h in servers + agents}
     rows = overhead_rows(result["_doc"], events, {h: h for h in servers + agents})
     overheads = [r["overhead_s"] for r in rows]
-    return {"target": UPGRADE_TO, "run": strip_docs(result), "nodes": rows,
+    return {"target": target, "wiring": f"molecule/{'site' if installed else 'upgrade'}",
+            "snapshot": not installed, "run": strip_docs(result), "nodes": rows,
             "median_overhead_s": round(statistics.median(overheads), 2) if overheads else None,
             "standin_events": events, "standin_starts": starts}
 
 
 def run(selected: list[str], servers: int = 1, agents: int = 2, keep: bool = False) -> dict[str, Any]:
     """Boot the lab, run the selected VM benchmarks, always remove the lab (unless keep)."""
-    lab = Lab(OUTPUT / "vm", servers, agents)
+    alone = "site" not in selected
+    lab = Lab(OUTPUT / ("vm-upgrade" if alone else "vm"), servers, agents,
+              scenario="upgrade" if alone else "site")
     results: dict[str, Any] = {}
     try:
         meta = lab.up()
         context = {"when": now_iso(), "servers": servers, "agents": agents,
                    "accel": meta.get("accel"), "boot_s": meta.get("boot_seconds"),
                    "memory_mib": meta.get("memory"),
-                   "wiring": "molecule/site/molecule.yml group_vars + env; molecule/site/prepare.yml, converge.yml"}
+                   "wiring": (f"molecule/{lab.scenario_dir.name}/molecule.yml group_vars + env; "
+                              f"molecule/{lab.scenario_dir.name}/prepare.yml"
+                              + ("" if alone else ", converge.yml"))}
         installed = False
         if "site" in selected:
             try:
