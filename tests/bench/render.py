@@ -4,7 +4,6 @@ The whole document is generated: change the text here, then `tests/bench/run.py 
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from common import REPO, log

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """`make bench`: the collection's benchmarks, selectable by name.
 
     .venv/bin/python tests/bench/run.py                      # all: site upgrade scale argocd_sync
