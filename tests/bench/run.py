@@ -99,8 +99,16 @@ def main(argv: list[str] | None = None) -> int:
         import scale_bench  # noqa: PLC0415
         sizes = [int(s) for s in args.sizes.split(",")]
         forks = [int(f) for f in args.forks.split(",")]
-        ok &= guarded("scale", lambda: {"scale": scale_bench.run(
-            sizes, forks, on_progress=lambda partial: merge("scale", partial))})
+        earlier = load_results().get("scale", {}).get("runs", [])
+
+        def keep_earlier(partial: dict[str, Any]) -> dict[str, Any]:
+            """Rows of other (hosts, forks) pairs from earlier runs stay."""
+            done = {(r["hosts"], r["forks"]) for r in partial["runs"]}
+            rows = [r for r in earlier if (r["hosts"], r["forks"]) not in done] + partial["runs"]
+            return {**partial, "runs": sorted(rows, key=lambda r: (r["forks"], r["hosts"]))}
+
+        ok &= guarded("scale", lambda: {"scale": keep_earlier(scale_bench.run(
+            sizes, forks, on_progress=lambda partial: merge("scale", keep_earlier(partial))))})
     if "argocd_sync" in selected:
         import argocd_sync_bench  # noqa: PLC0415
         ok &= guarded("argocd_sync", lambda: {"argocd_sync": argocd_sync_bench.measure(args.repetitions)})
