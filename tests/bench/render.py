@@ -19,7 +19,9 @@ def table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def load_cell(fig: dict[str, Any]) -> str:
-    return f"{fig.get('load1_mean', '?')} (max {fig.get('load1_max', '?')})"
+    if fig.get("load1_max") is None:
+        return f"{fig.get('load1_mean', '?')}"
+    return f"{fig.get('load1_mean', '?')} (max {fig.get('load1_max')})"
 
 
 def section_machine(results: dict[str, Any]) -> str:
@@ -116,7 +118,7 @@ def section_scale(results: dict[str, Any]) -> str:
     rows = []
     for run in scale["runs"]:
         if "error" in run:
-            rows.append([run["hosts"], run["forks"], "FAILED: " + run["error"][:200].replace("|", "/")]
+            rows.append([run["hosts"], run["forks"], "incomplete: " + run["error"][:200].replace("|", "/")]
                         + [""] * 8)
         for key, label in (("first", "first"), ("rerun", "re-run")):
             if key not in run:
