@@ -182,9 +182,15 @@ def section_upgrade(results: dict[str, Any]) -> str:
         return "\n".join(out + [f"No result: {err}"])
     run = data["run"]
     out += [
-        f"playbooks/upgrade_k3s.yml to {data['target']} on the site benchmark's VMs right after "
-        "its re-run (the whole platform installed; K3S stand-in builds from the artifact "
-        "mirror). Per node, from the controller's task timings (ansible.posix.json): the "
+        (f"playbooks/upgrade_k3s.yml to {data['target']} on the site benchmark's VMs right after "
+         "its re-run (the whole platform installed; no etcd snapshot: SQLite datastore). "
+         if data.get("wiring") == "molecule/site" else
+         f"playbooks/upgrade_k3s.yml to {data['target']} on fresh VMs ({data['servers']} server + "
+         f"{data['agents']} agents) with molecule/upgrade's wiring, read at run time: its "
+         "group_vars (embedded etcd), then molecule/upgrade/prepare.yml (K3S stand-in builds of "
+         "three versions on the artifact mirror, playbooks/k3s_cluster.yml at the old version); "
+         "the pre-upgrade etcd snapshot is taken (outside the node windows). ")
+        + "Per node, from the controller's task timings (ansible.posix.json): the "
         "maintenance window is from the start of *Cordon the node* to the end of *Uncordon the "
         "node*; drain is the *Drain the node* task; restart-to-Ready is from the start of *Restart "
         "K3S with the new binary* to the end of *Wait until the node is Ready at the new version*; "
@@ -202,6 +208,13 @@ def section_upgrade(results: dict[str, Any]) -> str:
                 r["standin_cordon_to_uncordon_s"], r["standin_drain_s"]] for r in data["nodes"]]),
         "",
         f"Median overhead per node: **{data['median_overhead_s']} s**.",
+        "",
+        "The stand-in's drain evicts nothing and takes a fraction of a second: the *Drain the "
+        "node* task's time is ansible's task plus starting `k3s kubectl` (Python) in an emulated "
+        "VM. Nodes are upgraded one after the other, so the load changed during the run: in the "
+        "recorded run a 30-container scale benchmark overlapped the server's and the first "
+        "agent's windows (load up to 50), and was stopped before the last agent's; the last "
+        "node's figures are the least disturbed.",
     ]
     return "\n".join(out)
 
