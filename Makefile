@@ -12,8 +12,8 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 APT_PACKAGES := qemu-system-x86 qemu-utils debootstrap openssh-client openssl git make rsync shellcheck
 # CI runs these (about 45 min of the 90 min CI budget under software emulation); the others
 # run on demand: make molecule MOLECULE_SCENARIOS="ha restore smoke" (or molecule-all).
-MOLECULE_SCENARIOS ?= default site upgrade
-MOLECULE_ALL := smoke default ha site upgrade restore
+MOLECULE_SCENARIOS ?= default site upgrade nodes
+MOLECULE_ALL := smoke default ha site upgrade nodes restore
 PLAYBOOKS := site.yml $(wildcard playbooks/*.yml)
 
 .PHONY: help deps venv lint sanity unit integration reliability syntax molecule molecule-all test lab lab-down bench build clean
@@ -22,7 +22,7 @@ help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 deps:  ## Install the Debian packages the tests and the lab need (root, apt)
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(APT_PACKAGES) $(EXTRA_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing: $$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -76,8 +76,10 @@ lab: deps venv  ## Boot 1 server + 2 agents as local VMs and run site.yml agains
 lab-down: venv  ## Remove the lab VMs
 	tests/vmlab/lab.sh down
 
-bench: deps venv  ## Benchmarks (figures in docs/BENCHMARKS.md)
-	$(PY) tests/bench/argocd_sync_bench.py
+# make bench BENCH="scale argocd_sync" runs some of: site upgrade scale argocd_sync (default: all).
+bench: EXTRA_APT_PACKAGES := podman runc
+bench: deps venv  ## Benchmarks on the VM lab, podman containers and the Argo CD stand-in (root, 60-90 min): docs/BENCHMARKS.md
+	$(PY) tests/bench/run.py $(BENCH)
 
 build: venv  ## Build the collection tarball into build/
 	mkdir -p build
