@@ -241,6 +241,9 @@ def test_deleted_node_disappears_until_it_sends_a_heartbeat_again(make) -> None:
     assert set(server.nodes()) == {"s1"}
     missing = server.run("kubectl", "get", "node", "a1", "-o", "json")
     assert missing.returncode == 1 and 'nodes "a1" not found' in missing.stderr
+    for again in (["drain", "a1", "--ignore-daemonsets"], ["delete", "node", "a1"], ["cordon", "a1"]):
+        refused = server.run("kubectl", *again)
+        assert refused.returncode == 1 and 'nodes "a1" not found' in refused.stderr, again
     time.sleep(1.1)
     agent.start("agent")  # reinstalled / restarted: it registers again
     deadline = time.monotonic() + 10

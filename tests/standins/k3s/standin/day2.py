@@ -144,12 +144,17 @@ def parse_kubectl(args: list):
 
 
 def existing_node(name: str) -> dict:
+    """The Node object as kubectl sees it: NotFound also for a node deleted with kubectl."""
+    not_found = core.StandinError('Error from server (NotFound): nodes "%s" not found' % name)
     try:
-        return core.api_get("/api/v1/nodes/%s" % name)
+        node = decorate_node(core.api_get("/api/v1/nodes/%s" % name))
     except core.StandinError as exc:
         if "(404)" in str(exc):
-            raise core.StandinError('Error from server (NotFound): nodes "%s" not found' % name)
+            raise not_found
         raise
+    if node is None:
+        raise not_found
+    return node
 
 
 def record(state: dict, action: str, node: str, **extra) -> None:
