@@ -1,0 +1,216 @@
+# -*- coding: utf-8 -*-
+# Copyright: DictaMesh maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What state a Kubernetes Job or workload is in, read from `kubectl get ... -o json` output.
+
+The roles poll `kubectl get -o json` and let these filters decide, instead of matching kubectl's
+text or waiting with `kubectl wait` (which, on a named object that does not exist yet, fails at
+once with NotFound, and on a Job that failed keeps waiting until its timeout).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type  # pylint: disable=invalid-name
+
+import json
+
+from ansible.errors import AnsibleFilterError
+
+try:
+    from ansible.module_utils.six import string_types
+except ImportError:  # pragma: no cover
+    string_types = (str,)
+
+
+def _load(value, what):
+    """A kubectl -o json answer as data: '' (--ignore-not-found, nothing found) is None."""
+    if value is None:
+        return None
+    if isinstance(value, string_types):
+        if not value.strip():
+            return None
+        try:
+            return json.loads(value)
+        except ValueError as exc:
+            raise AnsibleFilterError("%s: not the JSON of kubectl -o json: %s" % (what, exc))
+    if isinstance(value, dict):
+        return value
+    raise AnsibleFilterError("%s: expected kubectl -o json output (a string or a mapping), got %s"
+                             % (what, type(value).__name__))
+
+
+def _conditions(obj):
+    status = obj.get("status") if isinstance(obj, dict) else None
+    conditions = (status or {}).get("conditions") or []
+    return [c for c in conditions if isinstance(c, dict)]
+
+
+def k8s_condition(value, condition_type):
+    """Status ('True', 'False', 'Unknown') of the condition `condition_type`; '' when the object
+    or the condition does not exist (yet)."""
+    obj = _load(value, "k8s_condition")
+    for cond in _conditions(obj):
+        if str(cond.get("type", "")).lower() == str(condition_type).lower():
+            return str(cond.get("status", ""))
+    return ""
+
+
+def _condition_message(obj, condition_type):
+    for cond in _conditions(obj):
+        if cond.get("type") == condition_type:
+            return ": ".join(str(cond[k]) for k in ("reason", "message") if cond.get(k))
+    return ""
+
+
+def _items(listing):
+    if listing is None:
+        return []
+    if listing.get("kind") == "List" or "items" in listing:
+        return [i for i in listing.get("items") or [] if isinstance(i, dict)]
+    return [listing]
+
+
+def _pod_of(pod, job):
+    """Whether `pod` was created by `job` (its controller-uid label or owner reference)."""
+    uid = (job.get("metadata") or {}).get("uid")
+    meta = pod.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    if uid and uid in (labels.get("batch.kubernetes.io/controller-uid"), labels.get("controller-uid")):
+        return True
+    return any(ref.get("uid") == uid for ref in meta.get("ownerReferences") or [] if uid)
+
+
+def k8s_job_state(value, name, max_restarts=2):
+    """State of the Job `name` given `kubectl get jobs,pods -l ... -o json` (a List of the Job and
+    its Pods) or the Job alone.
+
+    Returns a dict: state ('absent', 'running', 'complete', 'failed'), reason, restarts, uid.
+    A Job is failed when its Failed condition is True, or when its pods failed more than
+    `max_restarts` times: helm-controller's jobs restart in place (restartPolicy OnFailure) with
+    backoffLimit 1000, so a chart that cannot install would otherwise look 'running' for hours.
+    """
+    listing = _load(value, "k8s_job_state")
+    items = _items(listing)
+    jobs = [i for i in items if i.get("kind") == "Job" and (i.get("metadata") or {}).get("name") == name]
+    if not jobs:
+        return {"state": "absent", "reason": "job %s not found" % name, "restarts": 0, "uid": ""}
+    job = jobs[0]
+    uid = (job.get("metadata") or {}).get("uid") or ""
+    status = job.get("status") or {}
+    pods = [i for i in items if i.get("kind") == "Pod" and _pod_of(i, job)]
+    restarts, last_exit = 0, ""
+    for pod in pods:
+        for container in (pod.get("status") or {}).get("containerStatuses") or []:
+            restarts += int(container.get("restartCount") or 0)
+            term = ((container.get("lastState") or {}).get("terminated")
+                    or (container.get("state") or {}).get("terminated") or {})
+            if term.get("exitCode"):
+                last_exit = "exit code %s (%s)" % (term.get("exitCode"), term.get("reason") or "Error")
+    restarts += int(status.get("failed") or 0)
+    if k8s_condition(job, "Complete") == "True":
+        return {"state": "complete", "reason": "Complete", "restarts": restarts, "uid": uid}
+    if k8s_condition(job, "Failed") == "True":
+        return {"state": "failed", "reason": _condition_message(job, "Failed") or "Failed",
+                "restarts": restarts, "uid": uid}
+    if restarts > int(max_restarts):
+        return {"state": "failed", "uid": uid, "restarts": restarts,
+                "reason": "its pod failed %d times, last with %s (the job keeps retrying)"
+                          % (restarts, last_exit or "an error")}
+    reason = "running" if not restarts else "running, %d failed attempt(s) so far, last with %s" % (
+        restarts, last_exit or "an error")
+    return {"state": "running", "reason": reason, "restarts": restarts, "uid": uid}
+
+
+def _int(value):
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _deployment(obj, name, spec, status):
+    if _int(obj["metadata"].get("generation")) > _int(status.get("observedGeneration")):
+        return "progressing", "waiting for deployment spec update to be observed"
+    for cond in _conditions(obj):
+        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
+            return "failed", 'deployment "%s" exceeded its progress deadline' % name
+    replicas = spec.get("replicas")
+    updated, available = _int(status.get("updatedReplicas")), _int(status.get("availableReplicas"))
+    if replicas is not None and updated < _int(replicas):
+        return "progressing", "%d out of %d new replicas have been updated" % (updated, _int(replicas))
+    if _int(status.get("replicas")) > updated:
+        return "progressing", "%d old replicas are pending termination" % (_int(status.get("replicas")) - updated)
+    if available < updated:
+        return "progressing", "%d of %d updated replicas are available" % (available, updated)
+    return "ready", 'deployment "%s" successfully rolled out' % name
+
+
+def _daemonset(obj, name, spec, status):
+    if (spec.get("updateStrategy") or {}).get("type", "RollingUpdate") != "RollingUpdate":
+        return "failed", "rollout status is only available for the RollingUpdate strategy type"
+    if _int(obj["metadata"].get("generation")) > _int(status.get("observedGeneration")):
+        return "progressing", "waiting for daemon set spec update to be observed"
+    desired = _int(status.get("desiredNumberScheduled"))
+    updated, available = _int(status.get("updatedNumberScheduled")), _int(status.get("numberAvailable"))
+    if updated < desired:
+        return "progressing", "%d out of %d new pods have been updated" % (updated, desired)
+    if available < desired:
+        return "progressing", "%d of %d updated pods are available" % (available, desired)
+    return "ready", 'daemon set "%s" successfully rolled out' % name
+
+
+def _statefulset(obj, name, spec, status):
+    strategy = spec.get("updateStrategy") or {}
+    if strategy.get("type", "RollingUpdate") != "RollingUpdate":
+        return "failed", "rollout status is only available for the RollingUpdate strategy type"
+    observed = _int(status.get("observedGeneration"))
+    if observed == 0 or _int(obj["metadata"].get("generation")) > observed:
+        return "progressing", "waiting for statefulset spec update to be observed"
+    replicas = spec.get("replicas")
+    ready = _int(status.get("readyReplicas"))
+    if replicas is not None and ready < _int(replicas):
+        return "progressing", "waiting for %d pods to be ready" % (_int(replicas) - ready)
+    rolling = strategy.get("rollingUpdate")
+    if rolling is not None:
+        partition = rolling.get("partition")
+        updated = _int(status.get("updatedReplicas"))
+        if replicas is not None and partition is not None and updated < _int(replicas) - _int(partition):
+            return "progressing", "%d out of %d new pods have been updated" % (updated, _int(replicas) - _int(partition))
+        return "ready", "partitioned roll out complete: %d new pods have been updated" % updated
+    if status.get("updateRevision") != status.get("currentRevision"):
+        return "progressing", "waiting for statefulset rolling update to complete %d pods at revision %s" % (
+            _int(status.get("updatedReplicas")), status.get("updateRevision"))
+    return "ready", 'statefulset "%s" rolling update complete' % name
+
+
+WORKLOADS = {"Deployment": _deployment, "DaemonSet": _daemonset, "StatefulSet": _statefulset}
+
+
+def k8s_workload_state(value):
+    """Rollout state of a Deployment, DaemonSet or StatefulSet from `kubectl get -o json`, with
+    kubectl rollout status's rules (observedGeneration, updated, available/ready replicas).
+
+    Returns a dict: state ('absent', 'progressing', 'ready', 'failed') and message.
+    """
+    obj = _load(value, "k8s_workload_state")
+    if obj is None:
+        return {"state": "absent", "message": "not found"}
+    kind = obj.get("kind")
+    if kind not in WORKLOADS:
+        raise AnsibleFilterError("k8s_workload_state: no rollout state for kind %r (Deployment, DaemonSet or "
+                                 "StatefulSet)" % (kind,))
+    obj = dict(obj, metadata=obj.get("metadata") or {})
+    state, message = WORKLOADS[kind](obj, obj["metadata"].get("name", ""), obj.get("spec") or {},
+                                     obj.get("status") or {})
+    return {"state": state, "message": message}
+
+
+class FilterModule:
+    """Kubernetes object state filters."""
+
+    def filters(self):
+        return {
+            "k8s_condition": k8s_condition,
+            "k8s_job_state": k8s_job_state,
+            "k8s_workload_state": k8s_workload_state,
+        }

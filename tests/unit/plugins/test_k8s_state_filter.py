@@ -1,0 +1,117 @@
+"""plugins/filter/k8s_state.py: the state of a Job, a workload or a condition from kubectl -o json."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.dictamesh.k3s_gitops.plugins.filter import k8s_state
+
+UID = "0b1c"
+
+
+def job(conditions=None, **status):
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "helm-install-x", "uid": UID},
+            "status": dict(status, conditions=conditions or [])}
+
+
+def pod(restarts, exit_code=1, uid=UID, waiting="CrashLoopBackOff"):
+    container = {"name": "helm", "restartCount": restarts, "state": {"waiting": {"reason": waiting}}}
+    if restarts:
+        container["lastState"] = {"terminated": {"exitCode": exit_code, "reason": "Error"}}
+    return {"kind": "Pod", "metadata": {"name": "helm-install-x-abc", "labels": {"controller-uid": uid}},
+            "status": {"containerStatuses": [container]}}
+
+
+def listing(*items):
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": list(items)})
+
+
+@pytest.mark.parametrize(("value", "state"), [
+    ("", "absent"),
+    (listing(), "absent"),
+    (listing(job(active=1)), "running"),
+    (listing(job(active=1), pod(0, waiting="ContainerCreating")), "running"),
+    (listing(job(active=1), pod(2)), "running"),
+    (listing(job(active=1), pod(3)), "failed"),
+    (listing(job(active=1), pod(9, uid="other-job")), "running"),  # a pod of the previous job
+    (listing(job([{"type": "Complete", "status": "True"}], succeeded=1)), "complete"),
+    (listing(job([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}], failed=1)), "failed"),
+    (job([{"type": "Complete", "status": "False"}], active=1), "running"),
+])
+def test_job_state(value, state):
+    assert k8s_state.k8s_job_state(value, "helm-install-x")["state"] == state
+
+
+def test_job_state_reason_and_threshold():
+    result = k8s_state.k8s_job_state(listing(job(active=1), pod(1, exit_code=2)), "helm-install-x", max_restarts=0)
+    assert result == {"state": "failed", "uid": UID, "restarts": 1,
+                      "reason": "its pod failed 1 times, last with exit code 2 (Error) (the job keeps retrying)"}
+    failed = job([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "too many"}])
+    assert k8s_state.k8s_job_state(failed, "helm-install-x")["reason"] == "BackoffLimitExceeded: too many"
+    assert k8s_state.k8s_job_state(listing(job()), "helm-install-y")["state"] == "absent"
+
+
+def deployment(generation=1, observed=1, replicas=1, updated=1, available=1, total=None, conditions=None):
+    return {"kind": "Deployment", "metadata": {"name": "d", "generation": generation}, "spec": {"replicas": replicas},
+            "status": {"observedGeneration": observed, "replicas": updated if total is None else total,
+                       "updatedReplicas": updated, "availableReplicas": available, "conditions": conditions or []}}
+
+
+@pytest.mark.parametrize(("obj", "state", "message"), [
+    (deployment(), "ready", 'deployment "d" successfully rolled out'),
+    (deployment(generation=2), "progressing", "waiting for deployment spec update to be observed"),
+    (deployment(updated=0, available=0), "progressing", "0 out of 1 new replicas have been updated"),
+    (deployment(total=2), "progressing", "1 old replicas are pending termination"),
+    (deployment(available=0), "progressing", "0 of 1 updated replicas are available"),
+    (deployment(available=0, conditions=[{"type": "Progressing", "status": "False",
+                                          "reason": "ProgressDeadlineExceeded"}]),
+     "failed", 'deployment "d" exceeded its progress deadline'),
+])
+def test_deployment(obj, state, message):
+    assert k8s_state.k8s_workload_state(json.dumps(obj)) == {"state": state, "message": message}
+
+
+def daemonset(desired=2, updated=2, available=2, strategy="RollingUpdate"):
+    return {"kind": "DaemonSet", "metadata": {"name": "ds", "generation": 3},
+            "spec": {"updateStrategy": {"type": strategy}},
+            "status": {"observedGeneration": 3, "desiredNumberScheduled": desired, "updatedNumberScheduled": updated,
+                       "numberAvailable": available}}
+
+
+def statefulset(ready=1, observed=1, updated=1, partition=0):
+    return {"kind": "StatefulSet", "metadata": {"name": "s", "generation": 1},
+            "spec": {"replicas": 1, "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": partition}}},
+            "status": {"observedGeneration": observed, "readyReplicas": ready, "updatedReplicas": updated}}
+
+
+@pytest.mark.parametrize(("obj", "state"), [
+    (daemonset(), "ready"), (daemonset(updated=1), "progressing"), (daemonset(available=1), "progressing"),
+    (daemonset(strategy="OnDelete"), "failed"),
+    (statefulset(), "ready"), (statefulset(ready=0), "progressing"), (statefulset(observed=0), "progressing"),
+    (statefulset(updated=0), "progressing"),
+])
+def test_daemonset_statefulset(obj, state):
+    assert k8s_state.k8s_workload_state(obj)["state"] == state
+
+
+def test_workload_absent_and_bad_input():
+    assert k8s_state.k8s_workload_state("")["state"] == "absent"
+    with pytest.raises(AnsibleFilterError, match="no rollout state for kind 'Job'"):
+        k8s_state.k8s_workload_state({"kind": "Job"})
+    with pytest.raises(AnsibleFilterError, match="not the JSON"):
+        k8s_state.k8s_workload_state("Error from server")
+
+
+def test_condition():
+    issuer = {"kind": "ClusterIssuer", "status": {"conditions": [{"type": "Ready", "status": "False"}]}}
+    assert k8s_state.k8s_condition(json.dumps(issuer), "Ready") == "False"
+    assert k8s_state.k8s_condition(issuer, "ready") == "False"
+    assert k8s_state.k8s_condition({"kind": "ClusterIssuer"}, "Ready") == ""
+    assert k8s_state.k8s_condition("", "Ready") == ""
+
+
+def test_filters_registered():
+    assert set(k8s_state.FilterModule().filters()) == {"k8s_condition", "k8s_job_state", "k8s_workload_state"}
