@@ -167,6 +167,7 @@ class Store:
             "degrade": [],             # apps turning Degraded after a sync
             "sync_window_blocked": [],  # app names always blocked (in addition to project windows)
             "stream": True,            # False: the stream endpoint answers 404
+            "date_skew": 0.0,          # seconds the API's Date header runs ahead of the controller's clock
         }
         self.projects["default"] = self._meta({"metadata": {"name": "default"}, "spec": {
             "sourceRepos": ["*"], "destinations": [{"server": "*", "namespace": "*"}],
@@ -355,8 +356,9 @@ class Api:
             if project:
                 raise ApiError(5, 'applications.argoproj.io "%s" not found' % name)
             raise ApiError(*PERMISSION_DENIED)
-        if project and app["spec"].get("project") != project:
-            raise ApiError(*PERMISSION_DENIED)
+        if project and (app["spec"].get("project") or "default") != project:
+            # getAppEnforceRBAC: the app exists in another project -> 404 "doesn't exist in that project"
+            raise ApiError(5, 'applications.argoproj.io "%s" not found' % name)
         return app
 
     def validate_app(self, app: Dict[str, Any]) -> None:
@@ -490,13 +492,21 @@ class Api:
         if (body.get("syncOptions") or {}).get("items"):
             sync_op["syncOptions"] = list(body["syncOptions"]["items"])
         operation: Dict[str, Any] = {"sync": sync_op, "initiatedBy": {"username": user}}
+        if body.get("infos"):
+            operation["info"] = copy.deepcopy(body["infos"])  # Server.Sync: Info: syncReq.Infos
         if body.get("retryStrategy"):
             operation["retry"] = copy.deepcopy(body["retryStrategy"])
-        app["operation"] = operation
+        self.set_app_operation(app, operation)
         self.store.touch_app(name)
         self.store.mark("sync_requested", app=name)
         self.ctl.schedule(self.store.config["pickup_delay"], lambda: self.ctl.start_operation(name))
         return copy.deepcopy(app)
+
+    @staticmethod
+    def set_app_operation(app: Dict[str, Any], operation: Dict[str, Any]) -> None:
+        """util/argo SetAppOperation: record the operation and clear the previous operationState."""
+        app["operation"] = operation
+        app.setdefault("status", {}).pop("operationState", None)
 
     @staticmethod
     def operation_in_progress(app: Dict[str, Any]) -> bool:
@@ -548,7 +558,7 @@ class Api:
         options = (app["spec"].get("syncPolicy") or {}).get("syncOptions")
         if options:
             sync_op["syncOptions"] = list(options)
-        app["operation"] = {"sync": sync_op, "initiatedBy": {"username": user}}
+        self.set_app_operation(app, {"sync": sync_op, "initiatedBy": {"username": user}})
         self.store.touch_app(name)
         self.store.mark("rollback_requested", app=name, id=wanted)
         self.ctl.schedule(self.store.config["pickup_delay"], lambda: self.ctl.start_operation(name))
@@ -557,15 +567,14 @@ class Api:
     def terminate(self, name: str, query: Dict[str, str]) -> Dict[str, Any]:
         self.app_or_error(name, query.get("project"), lag=0)
         app = self.store.apps[name]
-        state = (app.get("status") or {}).get("operationState") or {}
-        if not app.get("operation") and not (state.get("phase") == "Running" and not state.get("finishedAt")):
-            raise ApiError(9, "Unable to terminate operation. No operation is in progress")
-        if state.get("phase") == "Running" and not state.get("finishedAt"):
-            state["phase"] = "Terminating"
-            started = state["startedAt"]
-            self.ctl.schedule(0.05, lambda: self.ctl.finish_operation(name, started, terminated=True))
-        else:  # requested, not started: the controller drops it
-            app.pop("operation", None)
+        state = (app.get("status") or {}).get("operationState")
+        # Server.TerminateOperation: 400 unless the operation is requested AND picked up by the controller
+        # (a just-requested one has no operationState yet: SetAppOperation cleared it)
+        if not app.get("operation") or not state:
+            raise ApiError(3, "Unable to terminate operation. No operation is in progress")
+        state["phase"] = "Terminating"
+        started = state.get("startedAt")
+        self.ctl.schedule(0.05, lambda: self.ctl.finish_operation(name, started, terminated=True))
         self.store.touch_app(name)
         self.store.mark("operation_terminated", app=name)
         return {}
@@ -702,6 +711,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt: str, *args: Any) -> None:  # quiet
         pass
+
+    def date_time_string(self, timestamp: Optional[float] = None) -> str:
+        """The Date header, ``date_skew`` seconds ahead of the clock that stamps operations."""
+        if timestamp is None:
+            timestamp = time.time() + float(self.standin.store.config.get("date_skew") or 0.0)
+        return super().date_time_string(timestamp)
 
     @property
     def standin(self) -> "ArgoCDStandIn":
