@@ -931,7 +931,7 @@ def kubectl(args: list) -> int:
 #   decorate_node(node: dict) -> dict|None     (optional) amend a Node object kubectl prints; None hides it
 #   before_start(command, config) -> int|None  (optional) before `server`/`agent` start: raise
 #                                              StandinError to fail, or an exit code to stop there
-EXTENSION_MODULES = ("platform", "day2")
+EXTENSION_MODULES = ("platform", "day2", "runtime")  # runtime last: day2 may stop the start
 
 
 def extensions() -> list:
