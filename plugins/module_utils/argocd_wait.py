@@ -13,6 +13,7 @@ __metaclass__ = type
 
 import datetime
 import time
+import uuid
 
 from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_client import (
     ArgoCDConnectionError,
@@ -22,6 +23,12 @@ from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_client
 RUNNING_PHASES = frozenset(("Running", "Terminating"))
 FAILED_PHASES = frozenset(("Failed", "Error"))
 STREAM_READ_TIMEOUT = 30
+# Name of the Info item (ApplicationSyncRequest.infos -> operation.info) that marks the operation
+# a sync task started; the controller copies the operation, infos included, into operationState.
+OPERATION_ID_INFO = "dictamesh.k3s_gitops/operation-id"
+# How far the clock behind the API's Date header (API server, ingress) may run ahead of the
+# application controller's, which stamps startedAt, when no marker identifies the operation.
+CLOCK_SKEW_TOLERANCE = 300
 
 
 class WaitTimeout(Exception):
@@ -71,6 +78,35 @@ def operation_key(app):
     return (state.get("startedAt"), state.get("finishedAt"), state.get("phase"))
 
 
+def new_operation_marker():
+    return uuid.uuid4().hex
+
+
+def operation_marker(app):
+    """The OPERATION_ID_INFO value of the operation state (or of the requested operation), or None."""
+    state = operation_state(app)
+    operation = state.get("operation") if state else None
+    for info in (operation or {}).get("info") or []:
+        if info.get("name") == OPERATION_ID_INFO:
+            return info.get("value")
+    return None
+
+
+def operation_pending(app):
+    """True when an operation is requested but the controller has not started it yet
+    (Argo CD's SetAppOperation clears operationState when it records the operation)."""
+    if not (app or {}).get("operation"):
+        return False
+    state = operation_state(app)
+    return not state or (bool(state.get("finishedAt")) and state.get("phase") not in RUNNING_PHASES)
+
+
+def same_sync(operation, expected):
+    """True when two operations sync the same revision(s) and source(s)."""
+    one, two = (operation or {}).get("sync") or {}, (expected or {}).get("sync") or {}
+    return all((one.get(k) or None) == (two.get(k) or None) for k in ("revision", "revisions", "source", "sources"))
+
+
 def operation_running(app):
     """True while an operation is requested or running on ``app``."""
     if (app or {}).get("operation"):
@@ -104,27 +140,41 @@ def degraded_messages(app):
 
 
 class OperationTracker:
-    """Recognise the operation this module started.
+    """Recognise the operation this module started, without trusting two clocks to agree.
 
-    ``previous`` is the (startedAt, finishedAt, phase) of the operation state
-    read just before the sync request, once no operation was running; ``floor``
-    is the server's ``Date`` of the sync answer (second resolution). A state
-    counts as ours when it started at or after ``floor`` and differs from
-    ``previous`` (or was seen running). A stale read served by the server's
-    cache, or a watch's first event, shows the previous state and is ignored.
+    ``marker``: the value of the OPERATION_ID_INFO item the sync request carried; when given,
+    an operation state is ours exactly when its operation carries it (no clock involved).
+
+    Without a marker (a rollback request cannot carry infos): ``previous`` is the
+    (startedAt, finishedAt, phase) of the operation state read just before the request, once no
+    operation was running; ``expected`` the operation the server recorded (from its answer);
+    ``floor`` the server's ``Date`` of that answer. A state is ours when its operation syncs the
+    same revision and source as ``expected``, it differs from ``previous`` (or was seen
+    running), and it did not start more than ``tolerance`` seconds before ``floor``: ``Date``
+    comes from the API server or an ingress, ``startedAt`` from the application controller, and
+    their clocks may disagree. A stale read served by the server's cache, or a watch's first
+    event, shows the previous state and is ignored.
     """
 
-    def __init__(self, previous, floor):
+    def __init__(self, previous, floor, marker=None, expected=None, tolerance=CLOCK_SKEW_TOLERANCE):
         self.previous = previous
-        self.floor = floor.replace(microsecond=0) if floor else None
+        self.floor = floor.replace(microsecond=0) - datetime.timedelta(seconds=tolerance) if floor else None
+        self.marker = marker
+        self.expected = expected
         self.seen_running = False
 
     def is_ours(self, app):
         state = operation_state(app)
+        if not state:
+            return False
+        if self.marker is not None:
+            return operation_marker(app) == self.marker
         started = parse_time(state.get("startedAt"))
         if started is None:
             return False
         if self.floor is not None and started < self.floor:
+            return False
+        if self.expected is not None and not same_sync(state.get("operation"), self.expected):
             return False
         if operation_running(app):
             if operation_key(app) != self.previous:
@@ -302,13 +352,33 @@ class OperationRunner:
         if policy == "fail":
             raise self.error("%s on %r (on_running_operation=fail)" % (IN_PROGRESS, self.params["name"]), app)
         if policy == "terminate" and not self.terminated:
+            self.terminate(app)
+        return self.waiter.wait(lambda a: not operation_running(a), self.deadline, "the running operation to end")
+
+    def terminate(self, app):
+        """Terminate the operation in progress; ``self.terminated`` only when the server accepted it.
+
+        Argo CD answers 400 "No operation is in progress" both when the operation ended and when
+        it is recorded but not started by the controller yet (Server.TerminateOperation needs an
+        operationState): in the second case try again until the controller has picked it up.
+        """
+        while True:
             try:
                 self.client.terminate_operation(self.params["name"], app_namespace=self.params.get("app_namespace"))
+                self.terminated = True
+                return
             except ArgoCDError as exc:
-                if exc.status != 400:  # 400: it finished meanwhile
+                if exc.status != 400:
                     raise
-            self.terminated = True
-        return self.waiter.wait(lambda a: not operation_running(a), self.deadline, "the running operation to end")
+                message = exc.message
+            app = self.get()
+            if not operation_pending(app):
+                return  # it ended meanwhile: nothing to terminate
+            remaining = self.deadline - self.clock()
+            if remaining <= 0:
+                raise self.error("timed out waiting for the operation on %r to start so that it can be terminated "
+                                 "(last answer: %s)" % (self.params["name"], message), app)
+            self.sleep(min(self.params["poll_interval"], remaining))
 
     def finish(self, result, app):
         result.update(

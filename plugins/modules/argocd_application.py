@@ -154,14 +154,27 @@ class ApplicationError(Exception):
 
 
 def lookup(client, params):
-    """The application or None; a 403 with a project retries without it (app in another project)."""
-    try:
-        return client.get_application(params["name"], project=params.get("project"),
-                                      app_namespace=params.get("app_namespace"))
-    except ArgoCDError as exc:
-        if exc.status != 403 or not params.get("project"):
-            raise
+    """The application or None, whichever project it is in.
+
+    With ``project`` Argo CD answers 404 both for a missing application and for one in another
+    project (getAppEnforceRBAC), and 403 when the token may not read it in that project: look
+    again without the project (a missing application then answers 403 and comes back as None).
+    """
+    if params.get("project"):
+        try:
+            found = client.get_application(params["name"], project=params["project"],
+                                           app_namespace=params.get("app_namespace"))
+        except ArgoCDError as exc:
+            if exc.status != 403:
+                raise
+            found = None
+        if found is not None:
+            return found
     return client.get_application(params["name"], app_namespace=params.get("app_namespace"))
+
+
+def project_of(app):
+    return (app.get("spec") or {}).get("project") or "default"
 
 
 def desired_spec(params):
@@ -221,14 +234,16 @@ def ensure_present(client, params, check_mode):
     if tracker.empty:
         return dict(changed=False, application=current)
     if not params["upsert"]:
-        raise ApplicationError("application %r exists with different %s and upsert is false"
-                               % (params["name"], ", ".join(tracker.names)))
+        moving = params.get("project") and params["project"] != project_of(current)
+        raise ApplicationError("application %r exists with different %s and upsert is false%s"
+                               % (params["name"], ", ".join(tracker.names),
+                                  " (it is in project %r, not %r)" % (project_of(current), params["project"])
+                                  if moving else ""))
     before, after = tracker.get_before_after()
     result = dict(changed=True, diff=dict(before=before, after=after), application=current)
     if not check_mode:
         result["application"] = client.update_application(
-            updated_application(params, current), validate=params["validate"],
-            project=(current.get("spec") or {}).get("project"),
+            updated_application(params, current), validate=params["validate"], project=project_of(current),
         )
     return result
 
@@ -237,6 +252,9 @@ def ensure_absent(client, params, check_mode, clock=time.monotonic, sleep=time.s
     current = lookup(client, params)
     if current is None:
         return dict(changed=False)
+    if params.get("project") and params["project"] != project_of(current):
+        raise ApplicationError("application %r is in project %r, not %r: not deleted (give its project, or none)"
+                               % (params["name"], project_of(current), params["project"]))
     result = dict(changed=True, diff=dict(before={"name": params["name"]}, after={}))
     if check_mode:
         return result
@@ -246,7 +264,7 @@ def ensure_absent(client, params, check_mode, clock=time.monotonic, sleep=time.s
     )
     if params["wait"]:
         deadline = clock() + params["wait_timeout"]
-        while lookup(client, params) is not None:
+        while client.get_application(params["name"], app_namespace=params.get("app_namespace")) is not None:
             if clock() >= deadline:
                 raise ApplicationError("application %r still exists after %ss" % (params["name"], params["wait_timeout"]))
             sleep(1)

@@ -226,7 +226,7 @@ class RollbackRunner(OperationRunner):
             app = self.settle_running(app)
             previous = operation_key(app)
             try:
-                self.client.rollback_application(self.params["name"], body)
+                answer = self.client.rollback_application(self.params["name"], body)
             except ArgoCDError as exc:
                 message = (exc.message or "").lower()
                 if exc.status == 400 and IN_PROGRESS in message:
@@ -238,7 +238,10 @@ class RollbackRunner(OperationRunner):
                 if exc.status == 400 and AUTO_SYNC in message:
                     raise RollbackError(auto_sync_message(self.params["name"]), app)
                 raise
-            return app, OperationTracker(previous, self.client.last_response_date)
+            # a rollback request cannot carry an info marker: recognise the operation the server
+            # recorded by its revision and source, with a tolerance for clock skew
+            return app, OperationTracker(previous, self.client.last_response_date,
+                                         expected=(answer or {}).get("operation") or None)
 
     def run(self):
         params = self.params

@@ -17,10 +17,11 @@ description:
     C(Synced) and C(Healthy). Each of the three conditions can be selected with O(wait_for).
   - Fails fast when the operation ends C(Failed) or C(Error) (with each resource's message) or when the
     health turns C(Degraded).
-  - The state of an earlier operation is never taken for this one. Only an operation state that started
-    at or after the server time of the sync request and differs from the state seen before it counts;
-    sync and health are only read from a comparison made after the operation finished
-    (C(status.reconciledAt) >= C(finishedAt)).
+  - The state of an earlier operation is never taken for this one. The sync request carries a unique
+    C(dictamesh.k3s_gitops/operation-id) info item (shown with the operation in Argo CD); only the
+    operation state carrying it counts, so clocks that disagree (API server or ingress against the
+    application controller) do not matter. Sync and health are only read from a comparison made after
+    the operation finished (C(status.reconciledAt) >= C(finishedAt)).
   - Waits on the application stream (C(GET /api/v1/stream/applications?name=)); falls back to polling
     when the stream is not available.
 author:
@@ -197,6 +198,7 @@ from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_module
 )
 from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_wait import (
     IN_PROGRESS,
+    OPERATION_ID_INFO,
     OperationError,
     OperationRunner,
     OperationTracker,
@@ -204,6 +206,7 @@ from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_wait i
     WaitTimeout,
     check_phase,
     converged_predicate,
+    new_operation_marker,
     operation_key,
     operation_running,
     operation_state,
@@ -269,6 +272,8 @@ class SyncRunner(OperationRunner):
     def request_sync(self, app):
         """POST the sync; retry after an in-progress race. Returns (app, tracker)."""
         body = build_sync_request(self.params)
+        marker = new_operation_marker()
+        body["infos"] = [{"name": OPERATION_ID_INFO, "value": marker}]
         while True:
             app = self.settle_running(app)
             previous = operation_key(app)
@@ -287,7 +292,7 @@ class SyncRunner(OperationRunner):
                 if exc.status == 403 and "sync window" in (exc.message or "").lower():
                     raise SyncError("sync of %r blocked by a sync window: %s" % (self.params["name"], exc.message), app)
                 raise
-            return app, OperationTracker(previous, self.client.last_response_date)
+            return app, OperationTracker(previous, self.client.last_response_date, marker=marker)
 
     def run(self):
         params = self.params

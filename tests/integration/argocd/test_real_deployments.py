@@ -104,11 +104,11 @@ def test_terminate_before_pickup_is_not_reported_as_terminated(standin):
 
 def test_terminate_after_the_operation_ended_reports_no_termination(standin):
     seed(standin)
-    standin.configure(op_duration=0.3)
+    standin.configure(op_duration=0.6)  # Running from 0.05 s to 0.65 s after the request
     api = client(standin)
     api.sync_application("demo", {"name": "demo"})
-    time.sleep(1.0)  # finished meanwhile: the module's first read may be older (cache lag)
-    standin.configure(cache_lag=1.2)
+    time.sleep(1.0)
+    standin.configure(cache_lag=0.65)  # reads show it running although it ended (terminate reads fresh: 400)
     result = SyncRunner(sync_params(on_running_operation="terminate"), api).run()
     assert result["terminated_operation"] is False
 

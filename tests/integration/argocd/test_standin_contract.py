@@ -70,7 +70,36 @@ def test_missing_objects_403_and_404(srv):
     assert call(srv, "GET", "/api/v1/repositories/https%3A%2F%2Fg%2Fnope.git")[0] == 403
     assert call(srv, "GET", "/api/v1/projects/nope")[0] == 404
     create_demo(srv)
-    assert call(srv, "GET", "/api/v1/applications/demo?project=other")[0] == 403
+    # getAppEnforceRBAC: an app in another project than the one given is 404, not 403
+    status, body = call(srv, "GET", "/api/v1/applications/demo?project=other")
+    assert (status, body["code"], body["message"]) == (404, 5, 'applications.argoproj.io "demo" not found')
+    assert call(srv, "GET", "/api/v1/applications/demo?project=default")[0] == 200
+
+
+def test_terminate_before_the_controller_picked_the_operation_up_is_400(srv):
+    """Server.TerminateOperation needs Operation and Status.OperationState; SetAppOperation clears the
+    latter when it records a sync, so until the controller starts it the answer is 400."""
+    create_demo(srv)
+    srv.configure(pickup_delay=0.5)
+    status, app = call(srv, "POST", "/api/v1/applications/demo/sync",
+                       {"name": "demo", "infos": [{"name": "k", "value": "v"}]})
+    assert status == 200 and app["operation"]["info"] == [{"name": "k", "value": "v"}]
+    assert "operationState" not in app["status"]
+    status, body = call(srv, "DELETE", "/api/v1/applications/demo/operation")
+    assert (status, body["message"]) == (400, "Unable to terminate operation. No operation is in progress")
+    time.sleep(0.6)
+    state = call(srv, "GET", "/api/v1/applications/demo")[1]["status"]["operationState"]
+    assert state["phase"] == "Running" and state["operation"]["info"] == [{"name": "k", "value": "v"}]
+    assert call(srv, "DELETE", "/api/v1/applications/demo/operation")[0] == 200
+
+
+def test_date_header_skew_knob(srv):
+    import email.utils
+    srv.configure(date_skew=120)
+    req = urllib.request.Request(srv.url + "/api/version")
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        date = email.utils.parsedate_to_datetime(resp.headers["Date"]).timestamp()
+    assert 115 < date - time.time() < 125
 
 
 def test_unencoded_repo_url_does_not_route(srv):

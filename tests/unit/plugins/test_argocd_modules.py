@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 from unittest import mock
 
+import pytest
+
 from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_client import ArgoCDError
 from ansible_collections.dictamesh.k3s_gitops.plugins.modules import (
     argocd_application,
@@ -39,7 +41,9 @@ def test_application_created_with_exact_body():
     client.create_application.assert_called_once_with(
         {"metadata": {"name": "app", "finalizers": ["resources-finalizer.argocd.argoproj.io"]},
          "spec": dict(SPEC, project="dictamesh")}, upsert=False, validate=True)
-    client.get_application.assert_called_once_with("app", project="dictamesh", app_namespace=None)
+    # ?project= answers 404 for a missing app and for one in another project: looked up without it too
+    assert client.get_application.call_args_list == [mock.call("app", project="dictamesh", app_namespace=None),
+                                                     mock.call("app", app_namespace=None)]
 
 
 def test_application_server_defaults_do_not_cause_change():
@@ -265,11 +269,24 @@ def test_login_invalid_token():
 DATE = datetime.datetime(2024, 11, 27, 10, 0, 5, tzinfo=datetime.timezone.utc)
 
 
+MARK = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def fixed_marker():
+    with mock.patch.object(argocd_sync, "new_operation_marker", return_value=MARK):
+        yield
+
+
 def synced_app(phase, started, finished, operation=False, sync="Synced", health="Healthy", reconciled=None,
-               messages=("deployment.apps/a unchanged",), revision="abc"):
+               messages=("deployment.apps/a unchanged",), revision="abc", ours=None):
+    """An application state; ``ours`` (default: started at 10:00 or later) carries this task's marker."""
+    ours = started >= "2024-11-27T10:00" if ours is None else ours
+    info = [{"name": "dictamesh.k3s_gitops/operation-id", "value": MARK if ours else "another-task"}]
     status = {"sync": {"status": sync, "revision": revision}, "health": {"status": health},
               "reconciledAt": reconciled or finished or started,
               "operationState": {"phase": phase, "startedAt": started, "finishedAt": finished,
+                                 "operation": {"sync": {}, "info": info},
                                  "syncResult": {"revision": revision,
                                                 "resources": [{"kind": "Deployment", "name": "a", "message": m,
                                                                "status": "Synced"} for m in messages]}}}
@@ -383,3 +400,27 @@ def test_sync_dry_run_never_changed():
     result = run_main(argocd_sync, {"name": "a", "dry_run": True}, client)
     assert result["changed"] is False
     assert client.sync_application.call_args[0][1]["dryRun"] is True
+
+
+def test_sync_terminate_before_pickup_retries_until_it_is_accepted():
+    """Argo CD answers 400 "No operation is in progress" until the controller picked the operation up."""
+    recorded = {"metadata": {"name": "a"}, "operation": {"sync": {}}, "status": {"sync": {"status": "Synced"}}}
+    running = synced_app("Running", "2024-11-27T09:59:00Z", None, operation=True)
+    ended = synced_app("Failed", "2024-11-27T09:59:00Z", "2024-11-27T10:00:01Z")
+    client = sync_client([[ended], [NEW_DONE], [NEW_DONE]], get_states=[recorded, recorded, running])
+    no_op = ArgoCDError("Unable to terminate operation. No operation is in progress", status=400, code=3)
+    client.terminate_operation.side_effect = [no_op, None]
+    result = run_main(argocd_sync, {"name": "a", "on_running_operation": "terminate", "poll_interval": 0.01}, client)
+    assert result["failed"] is False, result
+    assert client.terminate_operation.call_count == 2 and result["terminated_operation"] is True
+
+
+def test_sync_terminate_of_an_operation_that_ended_reports_no_termination():
+    running = synced_app("Running", "2024-11-27T09:59:00Z", None, operation=True)
+    ended = synced_app("Succeeded", "2024-11-27T09:59:00Z", "2024-11-27T10:00:01Z")
+    client = sync_client([[ended], [NEW_DONE], [NEW_DONE]], get_states=[running, ended])
+    client.terminate_operation.side_effect = ArgoCDError("Unable to terminate operation. No operation is in progress",
+                                                         status=400, code=3)
+    result = run_main(argocd_sync, {"name": "a", "on_running_operation": "terminate"}, client)
+    assert result["failed"] is False, result
+    assert client.terminate_operation.call_count == 1 and result["terminated_operation"] is False

@@ -26,6 +26,7 @@ def app_state(phase: str, started: str, finished: Optional[str], history: List[D
     status = {"sync": {"status": "Synced", "revision": "ccc"}, "health": {"status": health},
               "reconciledAt": reconciled or finished or started, "history": history,
               "operationState": {"phase": phase, "startedAt": started, "finishedAt": finished,
+                                 "operation": {"sync": {"revision": revision, "source": SRC}},
                                  "syncResult": {"revision": revision, "resources": [
                                      {"kind": "Deployment", "name": "a", "status": "Synced",
                                       "message": "deployment.apps/a configured"}]}}}
@@ -33,13 +34,13 @@ def app_state(phase: str, started: str, finished: Optional[str], history: List[D
     if automated is not None:
         app["spec"]["syncPolicy"] = {"automated": automated}
     if operation:
-        app["operation"] = {"sync": {"revision": "aaa"}}
+        app["operation"] = {"sync": {"revision": "aaa", "source": SRC}}
     return app
 
 
 BEFORE = app_state("Succeeded", "2024-11-27T09:00:00Z", "2024-11-27T09:00:01Z", HISTORY)
 AFTER_HISTORY = HISTORY + [{"id": 3, "revision": "aaa", "source": SRC, "deployedAt": "2024-11-27T10:00:06Z"}]
-RUNNING = app_state("Running", "2024-11-27T10:00:05Z", None, HISTORY, operation=True)
+RUNNING = app_state("Running", "2024-11-27T10:00:05Z", None, HISTORY, operation=True, revision="aaa")
 DONE = app_state("Succeeded", "2024-11-27T10:00:05Z", "2024-11-27T10:00:06Z", AFTER_HISTORY,
                  health="Progressing", reconciled="2024-11-27T10:00:06Z", revision="aaa")
 HEALTHY = app_state("Succeeded", "2024-11-27T10:00:05Z", "2024-11-27T10:00:06Z", AFTER_HISTORY,
@@ -143,7 +144,7 @@ def test_check_mode_predicts_without_posting():
 
 
 def test_failed_operation_fails_with_resource_messages():
-    failed = app_state("Failed", "2024-11-27T10:00:05Z", "2024-11-27T10:00:06Z", HISTORY)
+    failed = app_state("Failed", "2024-11-27T10:00:05Z", "2024-11-27T10:00:06Z", HISTORY, revision="aaa")
     resource = failed["status"]["operationState"]["syncResult"]["resources"][0]
     resource.update(status="SyncFailed", message="webhook denied")
     client = client_for([[failed]])

@@ -45,9 +45,51 @@ def test_new_operation_finished():
     assert t.finished(app("Succeeded", "2024-11-27T10:00:05Z", "2024-11-27T10:00:06Z"))
 
 
-def test_state_started_before_the_request_is_stale_even_if_different():
-    other = app("Succeeded", "2024-11-27T10:00:04Z", "2024-11-27T10:00:05Z")
+def test_state_started_long_before_the_request_is_stale_even_if_different():
+    too_old = FLOOR - datetime.timedelta(seconds=w.CLOCK_SKEW_TOLERANCE + 1)
+    other = app("Succeeded", too_old.strftime("%Y-%m-%dT%H:%M:%SZ"), "2024-11-27T10:00:05Z")
     assert not tracker().finished(other)
+
+
+@pytest.mark.parametrize("behind", [1, 2, 60, w.CLOCK_SKEW_TOLERANCE])
+def test_controller_clock_behind_the_date_header_within_tolerance(behind):
+    """Date (API server or ingress) ahead of the controller that stamps startedAt: still ours."""
+    started = FLOOR - datetime.timedelta(seconds=behind)
+    text = started.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert tracker().finished(app("Succeeded", text, text))
+
+
+def marked(phase, started, finished, marker, operation=False):
+    out = app(phase, started, finished, operation=operation)
+    out["status"]["operationState"]["operation"] = {"sync": {}, "info": [
+        {"name": "other", "value": "x"}, {"name": w.OPERATION_ID_INFO, "value": marker}]}
+    return out
+
+
+def test_marker_identifies_the_operation_whatever_the_clocks():
+    t = w.OperationTracker(w.operation_key(OLD), FLOOR, marker="m1")
+    assert not t.finished(OLD)
+    assert not t.finished(marked("Succeeded", "2024-11-27T10:00:06Z", "2024-11-27T10:00:07Z", "m0"))
+    assert not t.finished(marked("Running", "2024-11-27T09:00:00Z", None, "m1", operation=True))
+    # an hour "before" the Date header and still ours: only the marker counts
+    assert t.finished(marked("Succeeded", "2024-11-27T09:00:00Z", "2024-11-27T09:00:01Z", "m1"))
+
+
+def test_expected_operation_must_sync_the_same_revision():
+    expected = {"sync": {"revision": "aaa", "source": {"repoURL": "r"}}}
+    t = w.OperationTracker(w.operation_key(OLD), FLOOR, expected=expected)
+    other = app("Succeeded", "2024-11-27T10:00:05Z", "2024-11-27T10:00:06Z")
+    other["status"]["operationState"]["operation"] = {"sync": {"revision": "bbb", "source": {"repoURL": "r"}}}
+    assert not t.finished(other)
+    other["status"]["operationState"]["operation"] = dict(expected, initiatedBy={"username": "admin"})
+    assert t.finished(other)
+
+
+def test_operation_pending_before_the_controller_picks_it_up():
+    recorded = {"metadata": {"name": "a"}, "operation": {"sync": {}}, "status": {}}
+    assert w.operation_pending(recorded)
+    assert not w.operation_pending(app("Running", "2024-11-27T10:00:05Z", None, operation=True))
+    assert not w.operation_pending(OLD)
 
 
 def test_same_second_identical_state_counts_only_after_seen_running():

@@ -202,11 +202,13 @@ def test_missing_application_follows_the_403_404_rules(srv):
     assert (status, body["code"]) == (404, 5)
 
 
-def test_other_project_is_permission_denied(srv):
+def test_other_project_is_not_found(srv):
+    """getAppEnforceRBAC (argo-cd server/application/application.go, v3.4.4 and 3.6.0): an app in another
+    project than the one given answers 404, as if it did not exist in that project."""
     seed(srv, new_app(), two_entries())
     status, body = call(srv, "POST", "/api/v1/applications/demo/rollback",
                         {"name": "demo", "id": 0, "project": "other"})
-    assert (status, body["code"]) == (403, 7)
+    assert (status, body["code"]) == (404, 5)
 
 
 def test_name_mismatch_and_auth_and_content_type(srv):
