@@ -73,6 +73,10 @@ class Cluster:
     def write(self, name: str, text: str) -> None:
         (self.data / "server" / "manifests" / name).write_text(text)
 
+    def scan(self) -> None:
+        """Move the clock to K3S's next scan (every 15 s from the first call, at 1000)."""
+        self.clock = 1000.0 + ((self.clock - 1000.0) // 15 + 1) * 15
+
     def run(self, *args: str) -> tuple[int, str, str]:
         out, err = io.StringIO(), io.StringIO()
 
@@ -85,7 +89,11 @@ class Cluster:
 
 @pytest.fixture
 def cluster(tmp_path, monkeypatch):
+    # Shorter than the defaults only so that the assertions below read easily; the scan interval
+    # stays K3S's 15 s.
     monkeypatch.setenv("K3S_STANDIN_HELM_DELAY", "2")
+    monkeypatch.setenv("K3S_STANDIN_ROLLOUT_DELAY", "3")
+    monkeypatch.delenv("K3S_STANDIN_SCAN_INTERVAL", raising=False)
     return Cluster(tmp_path)
 
 
@@ -109,6 +117,8 @@ def test_yaml_reader_matches_pyyaml_on_rendered_style():
 def test_new_job_per_change_completes_after_delay(cluster):
     assert job_uid(cluster, "cert-manager") == ""
     cluster.write("cert-manager.yaml", HELMCHART)
+    assert job_uid(cluster, "cert-manager") == "", "applied before the deploy controller's next scan"
+    cluster.scan()
     first = job_uid(cluster, "cert-manager")
     assert first
     rc, _out, err = cluster.run("-n", "cert-manager", "rollout", "status", "deployment/cert-manager", "--timeout=1s")
@@ -117,20 +127,27 @@ def test_new_job_per_change_completes_after_delay(cluster):
                                "--timeout=10s")
     assert rc == 0 and "condition met" in out, err
     assert job_uid(cluster, "cert-manager") == first
-    for name in ("cert-manager", "cert-manager-webhook", "cert-manager-cainjector"):
+    rc, out, err = cluster.run("-n", "cert-manager", "rollout", "status", "deployment/cert-manager", "--timeout=5s")
+    assert rc == 0 and out.splitlines() == [
+        'Waiting for deployment "cert-manager" rollout to finish: 0 of 1 updated replicas are available...',
+        'deployment "cert-manager" successfully rolled out'], err
+    for name in ("cert-manager-webhook", "cert-manager-cainjector"):
         rc, out, err = cluster.run("-n", "cert-manager", "rollout", "status", "deployment/" + name, "--timeout=5s")
-        assert rc == 0 and "successfully rolled out" in out, err
+        assert rc == 0 and out == 'deployment "%s" successfully rolled out\n' % name, err
     cluster.write("cert-manager.yaml", HELMCHART.replace("v1.21.1", "v1.21.2"))
+    cluster.scan()
     second = job_uid(cluster, "cert-manager")
     assert second and second != first
     # Same spec again (a comment only): no new job, as helm-controller hashes the spec.
     cluster.write("cert-manager.yaml", "# comment\n" + HELMCHART.replace("v1.21.1", "v1.21.2"))
+    cluster.scan()
     assert job_uid(cluster, "cert-manager") == second
 
 
 def test_invalid_helmchart_fails_job_with_log(cluster):
     cluster.write("bad.yaml", HELMCHART.replace("name: cert-manager\n", "name: bad\n", 1)
                   .replace("createNamespace: true", "createNamespace: true\n  failurPolicy: abort"))
+    cluster.scan()
     assert job_uid(cluster, "bad")
     rc, _out, err = cluster.run("-n", "kube-system", "wait", "--for=condition=complete", "job/helm-install-bad",
                                 "--timeout=5s")
@@ -138,8 +155,10 @@ def test_invalid_helmchart_fails_job_with_log(cluster):
     rc, out, _err = cluster.run("-n", "kube-system", "logs", "job/helm-install-bad", "--tail=5")
     assert rc == 0 and 'spec.failurPolicy: unknown field "failurPolicy"' in out
     assert "INSTALLATION FAILED" in out
-    rc, out, _err = cluster.run("-n", "kube-system", "get", "job", "helm-install-bad", "-o", "jsonpath={.status.failed}")
-    assert out == "1"
+    # helm-controller's job restarts its pod in place (backoffLimit 1000): active, not failed.
+    rc, out, _err = cluster.run("-n", "kube-system", "get", "job", "helm-install-bad", "-o",
+                                "jsonpath={.status.active}/{.status.failed}/{.spec.backoffLimit}")
+    assert out == "1//1000"
 
 
 @pytest.mark.parametrize("mutation, message", [
@@ -158,12 +177,13 @@ def test_bundled_traefik_and_local_path(cluster):
                                 "jsonpath={.metadata.annotations.storageclass\\.kubernetes\\.io/is-default-class}")
     assert (rc, out) == (0, "true")
     assert job_uid(cluster, "traefik")
-    cluster.clock += 5
+    cluster.clock += 3
     rc, out, err = cluster.run("-n", "kube-system", "rollout", "status", "deployment/traefik")
-    assert rc == 0, err
+    assert rc == 0 and out.endswith('deployment "traefik" successfully rolled out\n'), err
     before = job_uid(cluster, "traefik")
     cluster.write("traefik-config.yaml", "apiVersion: helm.cattle.io/v1\nkind: HelmChartConfig\nmetadata:\n"
                   "  name: traefik\n  namespace: kube-system\nspec:\n  valuesContent: |-\n    a: 1\n")
+    cluster.scan()
     assert job_uid(cluster, "traefik") not in ("", before)
 
 
@@ -204,6 +224,7 @@ reclaimPolicy: Retain
 def test_longhorn_classes_and_annotate(cluster):
     cluster.write("longhorn.yaml", LONGHORN)
     cluster.write("longhorn-storageclasses.yaml", RETAIN)
+    cluster.scan()
     rc, _out, err = cluster.run("-n", "kube-system", "wait", "--for=condition=complete", "job/helm-install-longhorn",
                                 "--timeout=10s")
     assert rc == 0, err
@@ -247,6 +268,7 @@ spec:
 @pytest.mark.parametrize("password, secret", [("$2a$10$abc", False), ("", True)])
 def test_argocd_objects(cluster, password, secret):
     cluster.write("argocd.yaml", ARGOCD % password)
+    cluster.scan()
     rc, _out, err = cluster.run("-n", "kube-system", "wait", "--for=condition=complete", "job/helm-install-argocd",
                                 "--timeout=10s")
     assert rc == 0, err
@@ -311,12 +333,18 @@ spec:
 
 def test_clusterissuers(cluster):
     cluster.write("issuers.yaml", ISSUERS)
-    rc, _out, err = cluster.run("wait", "--for=condition=Ready", "clusterissuer/selfsigned", "--timeout=1s")
-    assert rc == 1 and 'clusterissuers.cert-manager.io "selfsigned" not found' in err
     cluster.write("cert-manager.yaml", HELMCHART)
+    cluster.scan()
     rc, _out, err = cluster.run("-n", "kube-system", "wait", "--for=condition=complete", "job/helm-install-cert-manager",
                                 "--timeout=10s")
     assert rc == 0, err
+    # The issuers' CRDs exist now, but the deploy controller applies the file only at its next
+    # scan: until then kubectl wait fails at once (issue 11, defect 1).
+    start = cluster.clock
+    rc, _out, err = cluster.run("wait", "--for=condition=Ready", "clusterissuer/selfsigned", "--timeout=60s")
+    assert rc == 1 and err == 'Error from server (NotFound): clusterissuers.cert-manager.io "selfsigned" not found\n'
+    assert cluster.clock == start
+    cluster.scan()
     for name in ("selfsigned", "ca"):
         rc, out, err = cluster.run("wait", "--for=condition=Ready", "clusterissuer/" + name, "--timeout=5s")
         assert rc == 0 and "condition met" in out, err
@@ -324,7 +352,7 @@ def test_clusterissuers(cluster):
     assert rc == 1 and "timed out" in err
 
 
-@pytest.mark.parametrize("args", [["apply", "-f", "x.yaml"], ["get", "pods"], ["-n", "x", "exec", "pod"],
+@pytest.mark.parametrize("args", [["apply", "-f", "x.yaml"], ["get", "events"], ["-n", "x", "exec", "pod"],
                                   ["get", "job", "x", "--frobnicate"], ["delete", "configmap", "x"]])
 def test_unknown_calls_fail_clearly(cluster, args):
     rc, out, err = cluster.run(*args)
@@ -339,6 +367,100 @@ def test_handles():
     assert not platform.handles(["delete", "node", "x"])
     assert not platform.handles(["wait", "--for=condition=Ready", "node/x"])
     assert platform.handles(["-n", "argocd", "rollout", "status", "statefulset/x"])
+    assert platform.handles(["-n", "kube-system", "get", "jobs,pods", "-l", "a=b", "-o", "json"])
+    assert platform.handles(["-n", "argocd", "get", "deployment", "argocd-server", "-o", "json"])
+    assert not platform.handles(["get", "jobs,nodes"])
+
+
+def test_scan_interval(cluster, monkeypatch):
+    """K3S's deploy controller: a scan at start, then every 15 s (k3s pkg/deploy/controller.go)."""
+    assert job_uid(cluster, "cert-manager") == ""  # the first scan
+    cluster.clock += 1
+    cluster.write("cert-manager.yaml", HELMCHART)
+    cluster.clock += 13.9
+    assert job_uid(cluster, "cert-manager") == ""
+    cluster.clock += 0.1
+    assert job_uid(cluster, "cert-manager")
+    rc, out, _err = cluster.run("-n", "kube-system", "get", "job", "helm-install-cert-manager", "-o",
+                                "jsonpath={.metadata.creationTimestamp}")
+    assert out == platform.stamp(1015.0), "the job is created at the scan, not at the kubectl call"
+    monkeypatch.setenv("K3S_STANDIN_SCAN_INTERVAL", "1")
+    cluster.write("cert-manager.yaml", HELMCHART.replace("v1.21.1", "v1.21.2"))
+    first = job_uid(cluster, "cert-manager")
+    cluster.clock += 1
+    assert job_uid(cluster, "cert-manager") != first
+
+
+def helm_pods(cluster: Cluster, chart: str) -> dict:
+    rc, out, err = cluster.run("-n", "kube-system", "get", "jobs,pods", "-l", "helmcharts.helm.cattle.io/chart=" + chart,
+                               "-o", "json")
+    assert rc == 0, err
+    return json.loads(out)
+
+
+def test_failing_chart_restarts_in_place_then_fails_past_backoff_limit(cluster):
+    """helm-controller's Job (restartPolicy OnFailure, backoffLimit 1000 or spec.backOffLimit)
+    restarts its pod with the kubelet's back-off; a fault file names the failing chart."""
+    (cluster.data / "server" / "standin-helm-fail").write_text("# comment\ncert-manager: chart repo unreachable\n")
+    cluster.write("cert-manager.yaml", HELMCHART)
+    cluster.scan()
+    start = cluster.clock
+    listing = helm_pods(cluster, "cert-manager")
+    assert [i["kind"] for i in listing["items"]] == ["Job", "Pod"]
+    job, pod = listing["items"]
+    assert job["metadata"]["labels"] == {"helmcharts.helm.cattle.io/chart": "cert-manager"}
+    assert pod["metadata"]["labels"]["controller-uid"] == job["metadata"]["uid"]
+    assert pod["metadata"]["name"].startswith("helm-install-cert-manager-")
+    assert pod["status"]["containerStatuses"][0]["state"] == {"running": {"startedAt": platform.stamp(start)}}
+    # attempt 1 ends at +2, restarts at +12; attempt 2 ends at +14, restarts at +34.
+    for offset, restarts, state in ((2, 0, "waiting"), (12, 1, "running"), (14, 1, "waiting"), (34, 2, "running")):
+        cluster.clock = start + offset
+        _job, pod = helm_pods(cluster, "cert-manager")["items"]
+        container = pod["status"]["containerStatuses"][0]
+        assert (container["restartCount"], list(container["state"])) == (restarts, [state]), offset
+        assert container["lastState"] == {"terminated": {"exitCode": 1, "reason": "Error"}}
+    rc, out, _err = cluster.run("-n", "kube-system", "logs", "job/helm-install-cert-manager")
+    assert out.splitlines()[-1] == "Error: INSTALLATION FAILED: chart repo unreachable"
+    cluster.clock = start + 3600
+    job, pod = helm_pods(cluster, "cert-manager")["items"]
+    assert job["status"]["active"] == 1 and "conditions" not in job["status"]
+    # With spec.backOffLimit: 1 the Job fails after its second attempt and its pod is removed ...
+    cluster.write("cert-manager.yaml", HELMCHART.replace("createNamespace: true", "createNamespace: true\n  backOffLimit: 1"))
+    cluster.scan()
+    start = cluster.clock
+    cluster.clock = start + 2 + 10 + 2
+    (job,) = helm_pods(cluster, "cert-manager")["items"]
+    assert [c["type"] for c in job["status"]["conditions"]] == ["FailureTarget", "Failed"]
+    assert job["status"]["failed"] == 1
+    # ... and kubectl wait --for=condition=complete still waits to its timeout, as kubectl does.
+    before = cluster.clock
+    rc, _out, err = cluster.run("-n", "kube-system", "wait", "--for=condition=complete",
+                                "job/helm-install-cert-manager", "--timeout=20s")
+    assert rc == 1 and "timed out" in err and cluster.clock >= before + 20
+
+
+def test_workloads_roll_out_over_time(cluster):
+    assert job_uid(cluster, "cert-manager") == ""  # K3S's first scan
+    cluster.write("cert-manager.yaml", HELMCHART)
+    cluster.scan()
+    cluster.clock += 2  # the job completes; the workloads start rolling out
+    rc, out, _err = cluster.run("-n", "cert-manager", "get", "deployment", "cert-manager", "-o", "json")
+    deployment = json.loads(out)
+    assert deployment["status"] == {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1,
+                                    "unavailableReplicas": 1}
+    rc, out, err = cluster.run("-n", "cert-manager", "rollout", "status", "deployment/cert-manager", "--timeout=1s")
+    assert rc == 1 and err == "error: timed out waiting for the condition\n"
+    assert out == 'Waiting for deployment "cert-manager" rollout to finish: 0 of 1 updated replicas are available...\n'
+    cluster.clock += 2
+    rc, out, _err = cluster.run("-n", "cert-manager", "get", "deployment", "cert-manager", "-o", "json")
+    assert json.loads(out)["status"]["availableReplicas"] == 1
+    # A chart upgrade rolls the workloads out again (a new generation).
+    cluster.write("cert-manager.yaml", HELMCHART.replace("v1.21.1", "v1.21.2"))
+    cluster.scan()
+    cluster.clock += 2
+    rc, out, _err = cluster.run("-n", "cert-manager", "get", "deployments", "-o",
+                                "jsonpath={range .items[*]}{.metadata.generation}/{.status.availableReplicas}{\" \"}{end}")
+    assert out == "2/ 2/ 2/ "
 
 
 if __name__ == "__main__":

@@ -1,28 +1,39 @@
 """Platform part of the K3S stand-in: a minimal helm-controller and the `k3s kubectl` calls
 the platform roles make (NOT K3S; never ships in roles/ or plugins/).
 
-State lives on the first server in <data-dir>/server/standin-platform.json and is brought up
-to date (reconciled) at every kubectl call, as if K3S's controllers had been running:
+State lives on the first server in <data-dir>/server/standin-platform.json. At every kubectl call
+the stand-in works out what K3S's controllers would have done since the last call, on K3S's own
+clock (tests/standins/FIDELITY.md, "manifests, helm-controller and workloads", cites each rule):
 
-* the deploy controller reads server/manifests/*.yaml|*.yml|*.json (files starting with '.' and
-  *.skip are ignored) and applies a file again only when its content changed; deleting a file
-  deletes nothing (docs.k3s.io); custom resources whose CRD is not installed yet are retried;
+* the deploy controller scans server/manifests/*.yaml|*.yml|*.json (files starting with '.' and
+  *.skip are ignored) once at the first call and then every K3S_STANDIN_SCAN_INTERVAL seconds
+  (default 15, as k3s pkg/deploy/controller.go): a file written between two scans has no objects
+  until the next scan. A file is applied again only when its content changed; deleting a file
+  deletes nothing; custom resources whose CRD is not installed yet are retried at the next scan;
 * helm-controller: every HelmChart (plus the HelmChartConfig of the same name) gets a Job
-  kube-system/helm-install-<name>, recreated with a new uid whenever the chart or config spec
-  changes; it completes after K3S_STANDIN_HELM_DELAY seconds (default 2). Each HelmChart and
-  HelmChartConfig is validated against the helm-controller 0.17.7 CRD schema (a copy in
-  platform_crds.py, checked against tests/schemas by a unit test), strictly: unknown fields
-  are rejected. An invalid object, or valuesContent that is not a YAML mapping, makes the job
-  fail with a log line naming the problem, as a bad chart would;
-* a completed job "installs" the chart: its workloads (for `rollout status`), CRDs, the
-  StorageClass `longhorn`, Argo CD's argocd-server Service, argocd-cmd-params-cm and (only when
-  no admin password hash is preset, as Argo CD does) argocd-initial-admin-secret;
+  kube-system/helm-install-<name> (restartPolicy OnFailure, backoffLimit 1000 unless the chart
+  sets spec.backOffLimit), recreated with a new uid whenever the chart or config spec changes.
+  An attempt takes K3S_STANDIN_HELM_DELAY seconds (default 10). Each HelmChart and HelmChartConfig
+  is validated against the helm-controller 0.17.7 CRD schema (a copy in platform_crds.py, checked
+  against tests/schemas by a unit test), strictly: unknown fields are rejected. An invalid object,
+  valuesContent that is not a YAML mapping, or a chart named in <data-dir>/server/standin-helm-fail
+  (fault injection: one chart name a line, optionally "name: message") makes every attempt fail
+  with a log naming the problem; the pod restarts in place with the kubelet's back-off (10 s,
+  doubling, at most 300 s) and the Job turns Failed only past its backoffLimit, as upstream;
+* a completed job "installs" the chart: its workloads, which roll out over
+  K3S_STANDIN_ROLLOUT_DELAY seconds (default 10; `rollout status` and `get -o json` show the
+  progress), CRDs, the StorageClass `longhorn`, Argo CD's argocd-server Service,
+  argocd-cmd-params-cm and (only when no admin password hash is preset, as Argo CD does)
+  argocd-initial-admin-secret;
 * K3S's own add-ons: the traefik HelmChart and the local-path StorageClass (default class)
   unless disabled in /etc/rancher/k3s/config.yaml;
 * ClusterIssuers are Ready once cert-manager is installed and the issuer applied: selfSigned at
   once, ca when a CA Certificate for its secret is issued by a Ready issuer, ACME never (Let's
   Encrypt is not reachable from the test machines).
 
+kubectl: `wait` on a named object that does not exist fails at once with NotFound, and waits for
+its condition until --timeout otherwise (a Failed job never meets condition=complete); `rollout
+status` waits until the workload is rolled out or --timeout (default: no timeout, as kubectl).
 Unknown kubectl calls exit 1 with "the K3S stand-in does not implement ...".
 """
 
@@ -58,6 +69,7 @@ KIND_ALIASES = {
     "deployment": "deployment", "deployments": "deployment", "deploy": "deployment",
     "daemonset": "daemonset", "daemonsets": "daemonset", "ds": "daemonset",
     "statefulset": "statefulset", "statefulsets": "statefulset", "sts": "statefulset",
+    "pod": "pod", "pods": "pod", "po": "pod",
 }
 # kind -> (resource.group used in messages and -o name, namespaced)
 RESOURCES = {
@@ -66,12 +78,13 @@ RESOURCES = {
     "service": ("service", True), "configmap": ("configmap", True),
     "clusterissuer": ("clusterissuer.cert-manager.io", False), "helmchart": ("helmchart.helm.cattle.io", True),
     "deployment": ("deployment.apps", True), "daemonset": ("daemonset.apps", True),
-    "statefulset": ("statefulset.apps", True),
+    "statefulset": ("statefulset.apps", True), "pod": ("pod", True),
 }
 PLURAL = {"job": "jobs.batch", "storageclass": "storageclasses.storage.k8s.io", "secret": "secrets",
           "crd": "customresourcedefinitions.apiextensions.k8s.io", "service": "services", "configmap": "configmaps",
           "clusterissuer": "clusterissuers.cert-manager.io", "helmchart": "helmcharts.helm.cattle.io",
-          "deployment": "deployments.apps", "daemonset": "daemonsets.apps", "statefulset": "statefulsets.apps"}
+          "deployment": "deployments.apps", "daemonset": "daemonsets.apps", "statefulset": "statefulsets.apps",
+          "pod": "pods"}
 K3S_CRDS = ["addons.k3s.cattle.io", "helmchartconfigs.helm.cattle.io", "helmcharts.helm.cattle.io"]
 CHART_CRDS = {
     "traefik": ["ingressroutes.traefik.io", "middlewares.traefik.io", "tlsoptions.traefik.io"],
@@ -86,6 +99,24 @@ CHART_CRDS = {
 CR_KINDS = {"ClusterIssuer": "clusterissuers.cert-manager.io", "Issuer": "issuers.cert-manager.io",
             "Certificate": "certificates.cert-manager.io", "ServiceMonitor": "servicemonitors.monitoring.coreos.com"}
 DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+# Upstream timings (FIDELITY.md cites them). The environment variables change them for a test that
+# says why; nothing in the roles or the molecule scenarios sets them.
+SCAN_INTERVAL = ("K3S_STANDIN_SCAN_INTERVAL", 15.0)
+HELM_DELAY = ("K3S_STANDIN_HELM_DELAY", 10.0)
+ROLLOUT_DELAY = ("K3S_STANDIN_ROLLOUT_DELAY", 10.0)
+CRASHLOOP_BACKOFF = (10.0, 300.0)  # the kubelet's first and longest restart delay
+DEFAULT_BACKOFF_LIMIT = 1000  # helm-controller's Job backoffLimit
+FAULT_FILE = "standin-helm-fail"
+CHART_LABEL = "helmcharts.helm.cattle.io/chart"
+
+
+def knob(setting):
+    name, default = setting
+    value = os.environ.get(name, "")
+    try:
+        return float(value) if value else default
+    except ValueError as exc:
+        raise KubectlError("%s must be a number of seconds, got %r" % (name, value)) from exc
 
 
 class KubectlError(Exception):
@@ -229,12 +260,24 @@ class Platform:
 
     # -- reconcile
     def reconcile(self):
+        """Catch up with what K3S's controllers did between the last call and now."""
+        now = self.now()
         if not self.state.get("bootstrapped"):
             self._bootstrap()
-        self._deploy_manifests()
-        self._run_helm_controller()
-        # CRDs a chart just installed let pending custom resources apply.
-        self._deploy_manifests()
+        interval = knob(SCAN_INTERVAL)
+        last = self.state.get("scanned_at")
+        if last is None or interval <= 0:
+            scans = [now]  # K3S scans the folder once when it starts (force)
+        else:
+            count = int(max(0.0, now - last) // interval) if interval > 0 else 0
+            first = max(1, count - 20)  # older scans saw the same files; keep the run short
+            scans = [last + k * interval for k in range(first, count + 1)]
+        for at in scans:
+            self._run_helm_controller(at)  # jobs that finished before this scan (CRDs for pending files)
+            self._deploy_manifests()
+            self._run_helm_controller(at)  # HelmCharts this scan applied get their job now
+            self.state["scanned_at"] = at
+        self._run_helm_controller(now)
 
     def _bootstrap(self):
         disabled = self.disabled()
@@ -310,10 +353,22 @@ class Platform:
                                                                 doc["metadata"]["name"]))
                 yield doc, config
 
-    def _run_helm_controller(self):
+    def _faults(self):
+        """Charts named in the fault-injection file: name -> message."""
+        try:
+            with open(os.path.join(self.data_dir, "server", FAULT_FILE), encoding="utf-8") as handle:
+                lines = handle.read().splitlines()
+        except OSError:
+            return {}
+        faults = {}
+        for line in lines:
+            name, _sep, message = line.partition(":")
+            if name.strip() and not name.startswith("#"):
+                faults[name.strip()] = message.strip() or "injected failure (%s)" % FAULT_FILE
+        return faults
+
+    def _run_helm_controller(self, at):
         jobs = self.table("jobs")
-        now = self.now()
-        delay = float(os.environ.get("K3S_STANDIN_HELM_DELAY", "2"))
         for chart, config in self._charts():
             meta = chart["metadata"]
             key = "%s/helm-install-%s" % (meta.get("namespace", "default"), meta["name"])
@@ -322,20 +377,28 @@ class Platform:
             job = jobs.get(key)
             if job is None or job["hash"] != digest:
                 errors = helm_object_errors(chart) + (helm_object_errors(config) if config else [])
-                jobs[key] = job = {"uid": self.new_uid(), "hash": digest, "created": now, "done_at": now + delay,
-                                   "errors": errors, "installed": False,
-                                   "log": ["helm-install: chart %s (stand-in helm-controller)" % meta["name"]]}
-            if now >= job["done_at"] and not job["installed"]:
+                fault = self._faults().get(meta["name"])
+                if fault:
+                    errors.append(fault)
+                limit = (chart.get("spec") or {}).get("backOffLimit")
+                jobs[key] = job = {
+                    "uid": self.new_uid(), "hash": digest, "created": at, "duration": knob(HELM_DELAY),
+                    "errors": errors, "installed": False, "chart": meta["name"],
+                    "backoff_limit": limit if isinstance(limit, int) and not isinstance(limit, bool)
+                    else DEFAULT_BACKOFF_LIMIT, "pod": "%s-%s" % (key.split("/", 1)[1], job_suffix(digest)),
+                    "log": ["helm-install: chart %s (stand-in helm-controller)" % meta["name"]]}
+                if errors:
+                    job["log"] += ["Error: %s" % err for err in errors]
+                    job["log"].append("Error: INSTALLATION FAILED: the HelmChart %s is not valid" % meta["name"]
+                                      if not fault else "Error: INSTALLATION FAILED: %s" % fault)
+            done_at = job["created"] + job["duration"]
+            if at >= done_at and not job["installed"] and not job["errors"]:
                 job["installed"] = True
-                if job["errors"]:
-                    job["log"] += ["Error: %s" % err for err in job["errors"]]
-                    job["log"].append("Error: INSTALLATION FAILED: the HelmChart %s is not valid" % meta["name"])
-                else:
-                    self._install(chart, config)
-                    job["log"].append("helm-install: release %s deployed" % meta["name"])
+                self._install(chart, config, done_at)
+                job["log"].append("helm-install: release %s deployed" % meta["name"])
 
     # -- what a chart leaves in the cluster
-    def _install(self, chart, config):
+    def _install(self, chart, config, at):
         spec = chart.get("spec") or {}
         values = merge(chart_values(chart), chart_values(config) if config else {})
         name = chart["metadata"]["name"]
@@ -346,8 +409,12 @@ class Platform:
         for crd in CHART_CRDS.get(ident, []):
             if ident != "cert-manager" or (values.get("crds") or {}).get("enabled") or values.get("installCRDs"):
                 self.table("crds").setdefault(crd, {"uid": self.new_uid()})
+        workloads = self.table("workloads")
         for kind, wname in chart_workloads(ident, name, namespace, values):
-            self.table("workloads")["%s/%s/%s" % (kind, namespace, wname)] = {"release": name}
+            key = "%s/%s/%s" % (kind, namespace, wname)
+            # helm upgrade changes the pod template: a new generation rolls out again.
+            generation = workloads.get(key, {}).get("generation", 0) + 1
+            workloads[key] = {"release": name, "generation": generation, "ready_at": at + knob(ROLLOUT_DELAY)}
         if ident == "longhorn":
             persistence = values.get("persistence") or {}
             self.table("storageclasses")["longhorn"] = {
@@ -436,19 +503,149 @@ def chart_workloads(ident, release, namespace, values):
     return []
 
 
+def job_suffix(digest):
+    """The 5 random-looking characters of a Job's pod name (stable per job here)."""
+    alphabet = "bcdfghjklmnpqrstvwxz2456789"
+    return "".join(alphabet[int(digest[i:i + 2], 16) % len(alphabet)] for i in range(0, 10, 2))
+
+
+def job_view(job, now):
+    """What the Job and its pod look like at `now`: dict with phase ('running', 'complete',
+    'failed'), restarts, pod_state ('running', 'crashloop', 'succeeded', None when the pod is
+    gone), last_exit (exit code of the previous attempt, or None) and since (start of this phase).
+
+    A pod of helm-controller's Job restarts in place (restartPolicy OnFailure) after each failed
+    attempt, with the kubelet's back-off; the Job turns Failed when the restarts pass its
+    backoffLimit (the job controller then deletes the pod)."""
+    start, duration = job["created"], job["duration"]
+    if not job["errors"]:
+        if now >= start + duration:
+            return {"phase": "complete", "restarts": 0, "pod_state": "succeeded", "last_exit": None,
+                    "since": start + duration}
+        return {"phase": "running", "restarts": 0, "pod_state": "running", "last_exit": None, "since": start}
+    attempt, begin = 0, start
+    while True:
+        end = begin + duration
+        if now < end:
+            return {"phase": "running", "restarts": attempt, "pod_state": "running",
+                    "last_exit": 1 if attempt else None, "since": start}
+        if attempt >= job["backoff_limit"]:
+            return {"phase": "failed", "restarts": attempt, "pod_state": None, "last_exit": 1, "since": end}
+        restart = end + min(CRASHLOOP_BACKOFF[0] * 2 ** attempt, CRASHLOOP_BACKOFF[1])
+        if now < restart:
+            return {"phase": "running", "restarts": attempt, "pod_state": "crashloop", "last_exit": 1,
+                    "since": start}
+        attempt, begin = attempt + 1, restart
+
+
+def job_object(namespace, name, job, now):
+    view = job_view(job, now)
+    status = {"startTime": stamp(job["created"])}
+    if view["phase"] == "complete":
+        status.update(succeeded=1, completionTime=stamp(view["since"]), conditions=[
+            {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached"},
+            {"type": "Complete", "status": "True", "reason": "CompletionsReached"}])
+    elif view["phase"] == "failed":
+        status.update(failed=1, conditions=[
+            {"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded",
+             "message": "Job has reached the specified backoff limit"},
+            {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+             "message": "Job has reached the specified backoff limit"}])
+    else:
+        status.update(active=1, ready=1 if view["pod_state"] == "running" else 0, uncountedTerminatedPods={})
+    labels = {CHART_LABEL: job.get("chart", name[len("helm-install-"):])}
+    return {"apiVersion": "batch/v1", "kind": "Job", "status": status,
+            "metadata": {"name": name, "namespace": namespace, "uid": job["uid"], "labels": labels,
+                         "creationTimestamp": stamp(job["created"])},
+            "spec": {"backoffLimit": job.get("backoff_limit", DEFAULT_BACKOFF_LIMIT), "template": {"spec": {
+                "restartPolicy": "OnFailure", "containers": [{"name": "helm"}]}}}}
+
+
+def pod_object(namespace, name, job, now):
+    """The helm-install Job's pod, or None when the job controller removed it."""
+    view = job_view(job, now)
+    if view["pod_state"] is None:
+        return None
+    container = {"name": "helm", "restartCount": view["restarts"], "ready": view["pod_state"] == "running"}
+    if view["pod_state"] == "running":
+        container["state"] = {"running": {"startedAt": stamp(now)}}
+    elif view["pod_state"] == "crashloop":
+        container["state"] = {"waiting": {"reason": "CrashLoopBackOff",
+                                          "message": "back-off restarting failed container helm"}}
+    else:
+        container["state"] = {"terminated": {"exitCode": 0, "reason": "Completed"}}
+    if view["last_exit"]:
+        container["lastState"] = {"terminated": {"exitCode": view["last_exit"], "reason": "Error"}}
+    phase = {"running": "Running", "crashloop": "Running", "succeeded": "Succeeded"}[view["pod_state"]]
+    labels = {CHART_LABEL: job.get("chart", name[len("helm-install-"):]), "job-name": name,
+              "batch.kubernetes.io/job-name": name, "controller-uid": job["uid"],
+              "batch.kubernetes.io/controller-uid": job["uid"]}
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": job.get("pod", name + "-x"), "namespace": namespace, "labels": labels,
+                         "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": name,
+                                              "uid": job["uid"], "controller": True}]},
+            "status": {"phase": phase, "containerStatuses": [container]}}
+
+
+def workload_object(kind, namespace, name, entry, now):
+    """A Deployment/DaemonSet/StatefulSet with one replica, rolled out once ready_at has passed."""
+    ready = 1 if now >= entry.get("ready_at", 0) else 0
+    generation = entry.get("generation", 1)
+    meta = {"name": name, "namespace": namespace, "generation": generation,
+            "labels": {"app.kubernetes.io/instance": entry.get("release", "")}}
+    if kind == "deployment":
+        spec = {"replicas": 1, "strategy": {"type": "RollingUpdate"}}
+        status = {"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "readyReplicas": ready,
+                  "availableReplicas": ready, "unavailableReplicas": 1 - ready}
+    elif kind == "daemonset":
+        spec = {"updateStrategy": {"type": "RollingUpdate"}}
+        status = {"observedGeneration": generation, "desiredNumberScheduled": 1, "currentNumberScheduled": 1,
+                  "updatedNumberScheduled": 1, "numberReady": ready, "numberAvailable": ready}
+    else:
+        revision = "%s-%d" % (name, generation)
+        spec = {"replicas": 1, "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}}
+        status = {"observedGeneration": generation, "replicas": 1, "readyReplicas": ready, "currentReplicas": 1,
+                  "updatedReplicas": 1, "availableReplicas": ready, "currentRevision": revision,
+                  "updateRevision": revision}
+    for key in [k for k, v in status.items() if v == 0 and k != "observedGeneration"]:
+        del status[key]  # zero counts are omitted in the API's JSON (omitempty)
+    return {"apiVersion": "apps/v1", "kind": {"deployment": "Deployment", "daemonset": "DaemonSet",
+                                              "statefulset": "StatefulSet"}[kind],
+            "metadata": meta, "spec": spec, "status": status}
+
+
+def rollout_message(obj):
+    """(done, message) of kubectl rollout status for a stand-in workload (rollout_status.go)."""
+    name, status = obj["metadata"]["name"], obj["status"]
+    if obj["kind"] == "Deployment":
+        if status.get("availableReplicas", 0) < status.get("updatedReplicas", 0):
+            return False, 'Waiting for deployment "%s" rollout to finish: %d of %d updated replicas are available...\n' % (
+                name, status.get("availableReplicas", 0), status.get("updatedReplicas", 0))
+        return True, 'deployment "%s" successfully rolled out\n' % name
+    if obj["kind"] == "DaemonSet":
+        if status.get("numberAvailable", 0) < status.get("desiredNumberScheduled", 0):
+            return False, 'Waiting for daemon set "%s" rollout to finish: %d of %d updated pods are available...\n' % (
+                name, status.get("numberAvailable", 0), status.get("desiredNumberScheduled", 0))
+        return True, 'daemon set "%s" successfully rolled out\n' % name
+    if status.get("readyReplicas", 0) < obj["spec"]["replicas"]:
+        return False, "Waiting for %d pods to be ready...\n" % (obj["spec"]["replicas"] - status.get("readyReplicas", 0))
+    return True, "partitioned roll out complete: %d new pods have been updated...\n" % status.get("updatedReplicas", 0)
+
+
 # --------------------------------------------------------------------------- kubectl
 
 
 def parse_args(args):
     """(positional args, options) of a kubectl command line."""
-    opts = {"namespace": "default", "output": "", "ignore_not_found": False, "timeout": 30.0,
-            "overwrite": False, "tail": -1, "for": ""}
+    opts = {"namespace": "default", "output": "", "ignore_not_found": False, "timeout": None,
+            "overwrite": False, "tail": -1, "for": "", "selector": ""}
     words = []
     index = 0
     while index < len(args):
         arg = args[index]
         value = None
-        if arg in ("-n", "--namespace", "-o", "--output", "--timeout", "--tail", "--for") and index + 1 < len(args):
+        if arg in ("-n", "--namespace", "-o", "--output", "--timeout", "--tail", "--for", "-l",
+                   "--selector") and index + 1 < len(args):
             value = args[index + 1]
             index += 1
         elif "=" in arg and arg.startswith("-"):
@@ -463,6 +660,8 @@ def parse_args(args):
             opts["tail"] = int(value)
         elif arg == "--for":
             opts["for"] = value
+        elif arg in ("-l", "--selector"):
+            opts["selector"] = value
         elif arg == "--ignore-not-found":
             opts["ignore_not_found"] = value in (None, "true")
         elif arg == "--overwrite":
@@ -550,18 +749,12 @@ def to_object(platform, kind, namespace, name):
     """The Kubernetes object kubectl would return, or None when it does not exist."""
     if kind == "job":
         job = platform.job(namespace, name)
-        if job is None:
-            return None
-        done = platform.now() >= job["done_at"] and job["installed"]
-        status = {}
-        if done and not job["errors"]:
-            status = {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
-        elif done:
-            status = {"failed": 1, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}
-        else:
-            status = {"active": 1}
-        return {"apiVersion": "batch/v1", "kind": "Job", "status": status, "metadata": {
-            "name": name, "namespace": namespace, "uid": job["uid"], "creationTimestamp": stamp(job["created"])}}
+        return None if job is None else job_object(namespace, name, job, platform.now())
+    if kind == "pod":
+        for key, job in platform.table("jobs").items():
+            if key.startswith(namespace + "/") and job.get("pod") == name:
+                return pod_object(namespace, key.split("/", 1)[1], job, platform.now())
+        return None
     if kind == "storageclass":
         entry = platform.table("storageclasses").get(name)
         return None if entry is None else {
@@ -597,7 +790,7 @@ def to_object(platform, kind, namespace, name):
         return None if doc is None else dict(doc, status={"jobName": "helm-install-" + name})
     if kind in ("deployment", "daemonset", "statefulset"):
         entry = platform.table("workloads").get("%s/%s/%s" % (kind, namespace, name))
-        return None if entry is None else {"kind": kind.capitalize(), "metadata": {"name": name, "namespace": namespace}}
+        return None if entry is None else workload_object(kind, namespace, name, entry, platform.now())
     return None
 
 
@@ -608,7 +801,26 @@ def names_of(platform, kind, namespace):
         return sorted(platform.table("crds"))
     if kind == "job":
         return sorted(k.split("/", 1)[1] for k in platform.table("jobs") if k.startswith(namespace + "/"))
+    if kind == "pod":
+        return sorted(j["pod"] for k, j in platform.table("jobs").items() if k.startswith(namespace + "/") and "pod" in j)
+    if kind in ("deployment", "daemonset", "statefulset"):
+        prefix = "%s/%s/" % (kind, namespace)
+        return sorted(k[len(prefix):] for k in platform.table("workloads") if k.startswith(prefix))
     raise KubectlError("the K3S stand-in does not implement listing %s" % kind)
+
+
+def selector_matches(obj, selector):
+    """Equality-based label selector (a=b,c==d), as kubectl -l."""
+    if not selector:
+        return True
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    for term in selector.split(","):
+        key, sep, value = term.partition("==") if "==" in term else term.partition("=")
+        if not sep or "!" in key or not key.strip():
+            raise KubectlError("the K3S stand-in does not implement the label selector %r (only key=value)" % term)
+        if labels.get(key.strip()) != value.strip():
+            return False
+    return True
 
 
 def not_found(kind, name):
@@ -646,12 +858,21 @@ def render(obj, kind, output):
 
 def cmd_get(platform, words, opts):
     if len(words) == 1 and "/" not in words[0]:
-        kind = resolve_kind(words[0])
-        items = [to_object(platform, kind, opts["namespace"], n) for n in names_of(platform, kind, opts["namespace"])]
-        listing = {"apiVersion": "v1", "kind": "List", "items": items}
+        kinds = [resolve_kind(word) for word in words[0].split(",")]
+        items = []
+        for kind in kinds:
+            objs = [to_object(platform, kind, opts["namespace"], n) for n in names_of(platform, kind, opts["namespace"])]
+            items += [(kind, o) for o in objs if o is not None and selector_matches(o, opts["selector"])]
+        listing = {"apiVersion": "v1", "kind": "List", "items": [o for _k, o in items], "metadata": {"resourceVersion": ""}}
         if opts["output"].startswith("jsonpath="):
             return jsonpath(listing, opts["output"][len("jsonpath="):])
-        return "".join(render(item, kind, opts["output"] or "name") for item in items)
+        if opts["output"] == "json":
+            return json.dumps(listing, indent=4) + "\n"
+        if not items and not opts["output"]:
+            return ""  # kubectl prints "No resources found" on stderr
+        return "".join(render(obj, kind, opts["output"] or "name") for kind, obj in items)
+    if opts["selector"]:
+        raise KubectlError("error: name cannot be provided when a selector is specified")
     kind, name = kind_and_name(words)
     obj = to_object(platform, kind, opts["namespace"], name)
     if obj is None:
@@ -676,7 +897,7 @@ def cmd_wait(platform_factory, words, opts, sleep, now):
     kind, name = kind_and_name(words)
     if kind not in ("job", "clusterissuer"):
         raise KubectlError("the K3S stand-in does not implement waiting for %s" % kind)
-    deadline = now() + opts["timeout"]
+    deadline = now() + (30.0 if opts["timeout"] is None else opts["timeout"])
     while True:
         with platform_factory() as platform:
             platform.reconcile()
@@ -696,23 +917,38 @@ def cmd_logs(platform, words, opts):
     if job is None:
         raise KubectlError('error: error from server (NotFound): jobs.batch "%s" not found in namespace "%s"'
                            % (name, opts["namespace"]))
-    lines = job["log"] if opts["tail"] < 0 else job["log"][-opts["tail"]:] if opts["tail"] else []
+    # The log of the running attempt, or of the last one that ended (the kubelet serves the
+    # previous container's log while the pod waits in CrashLoopBackOff).
+    view = job_view(job, platform.now())
+    log = job["log"] if view["phase"] != "running" or view["restarts"] or view["pod_state"] == "crashloop" \
+        else job["log"][:1]
+    lines = log if opts["tail"] < 0 else log[-opts["tail"]:] if opts["tail"] else []
     return "".join(line + "\n" for line in lines)
 
 
-def cmd_rollout(platform, words, opts):
+def cmd_rollout(platform_factory, words, opts, sleep, now, out):
     if not words or words[0] != "status":
         raise KubectlError("the K3S stand-in does not implement rollout %s (only rollout status)" % " ".join(words))
     kind, name = kind_and_name(words[1:])
     if kind not in ("deployment", "daemonset", "statefulset"):
         raise KubectlError('error: no status viewer has been implemented for %s' % kind)
-    if to_object(platform, kind, opts["namespace"], name) is None:
-        raise not_found(kind, name)
-    if kind == "deployment":
-        return 'deployment "%s" successfully rolled out\n' % name
-    if kind == "daemonset":
-        return 'daemon set "%s" successfully rolled out\n' % name
-    return "partitioned roll out complete: 1 new pods have been updated...\n"
+    deadline = None if not opts["timeout"] else now() + opts["timeout"]  # 0: no timeout, as kubectl
+    last = ""
+    while True:
+        with platform_factory() as platform:
+            platform.reconcile()
+            obj = to_object(platform, kind, opts["namespace"], name)
+        if obj is None:
+            raise not_found(kind, name)
+        done, message = rollout_message(obj)
+        if done:
+            return message
+        if message != last:
+            out.write(message)
+            last = message
+        if deadline is not None and now() >= deadline:
+            raise KubectlError("error: timed out waiting for the condition")
+        sleep(min(1.0, max(0.0, deadline - now())) if deadline is not None else 1.0)
 
 
 def cmd_annotate(platform, words, opts):
@@ -746,11 +982,11 @@ def cmd_delete(platform, words, opts):
     return 'secret "%s" deleted\n' % name
 
 
-VERBS = {"get": cmd_get, "logs": cmd_logs, "rollout": cmd_rollout, "annotate": cmd_annotate, "delete": cmd_delete}
+VERBS = {"get": cmd_get, "logs": cmd_logs, "annotate": cmd_annotate, "delete": cmd_delete}
 
 
 # Per verb, the resource kinds this module answers for (others are left to the other modules).
-HANDLED = {"get": set(RESOURCES) - {"deployment", "daemonset", "statefulset"}, "wait": {"job", "clusterissuer"},
+HANDLED = {"get": set(RESOURCES), "wait": {"job", "clusterissuer"},
            "logs": {"job"}, "rollout": {"deployment", "daemonset", "statefulset"}, "annotate": {"storageclass"},
            "delete": {"secret"}}
 
@@ -764,7 +1000,8 @@ def handles(args):
     if len(words) < 2 or words[0] not in HANDLED:
         return False
     target = words[2] if words[0] == "rollout" and len(words) > 2 else words[1]
-    return KIND_ALIASES.get(target.split("/", 1)[0].lower()) in HANDLED[words[0]]
+    kinds = target.split("/", 1)[0].lower().split(",")
+    return all(KIND_ALIASES.get(kind) in HANDLED[words[0]] for kind in kinds)
 
 
 def kubectl(args, data_dir, config_path, out=None, err=None, sleep=time.sleep, now=time.time):
@@ -781,6 +1018,8 @@ def kubectl(args, data_dir, config_path, out=None, err=None, sleep=time.sleep, n
         verb, rest = words[0], words[1:]
         if verb == "wait":
             text = cmd_wait(factory, rest, opts, sleep, now)
+        elif verb == "rollout":
+            text = cmd_rollout(factory, rest, opts, sleep, now, out)
         elif verb in VERBS:
             with factory() as platform:
                 platform.reconcile()
