@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shutil
 import socket
 import ssl
 import stat
@@ -354,6 +356,74 @@ def test_rebuilt_server_with_cluster_init_founds_a_new_cluster(cluster) -> None:
     nodes = s1.nodes()
     assert set(nodes) == {"s1"}
     assert nodes["s1"]["metadata"]["annotations"]["k3s.standin/cluster-id"] != old_id
+
+
+def test_rebuilt_server_is_refused_while_its_old_member_exists(cluster) -> None:
+    """k3s-io/k3s pkg/etcd/etcd.go join: an empty data dir means a new member name <node>-<8 hex>;
+    a member of the same node name under another member name makes the join fail; deleting the
+    Node from a live server removes that member (member_controller.go), then the join succeeds."""
+    s1 = first_server(cluster)
+    s2 = cluster("s2")
+    s2.configure(server=s1.url)
+    s2.start()
+    s2.wait_ready()
+    nodes = wait_nodes(s1, {"s1", "s2"})
+    old_member = nodes["s2"]["metadata"]["annotations"]["etcd.k3s.cattle.io/node-name"]
+    old_joined = float(nodes["s2"]["metadata"]["annotations"]["k3s.standin/joined-at"])
+    assert re.fullmatch(r"s2-[0-9a-f]{8}", old_member)
+    assert (s2.data("server/db/etcd/name").read_text()) == old_member
+    assert nodes["s2"]["metadata"]["annotations"]["etcd.k3s.cattle.io/node-address"] == "127.0.0.1"
+    assert nodes["s2"]["metadata"]["finalizers"] == ["wrangler.cattle.io/managed-etcd-controller"]
+    s2.stop()
+    shutil.rmtree(s2.root / "var")  # rebuilt: same node name, empty data dir
+    s2.start()
+    code, out = s2.wait_exit()
+    assert code == 1
+    assert 'level=fatal msg="etcd cluster join failed: duplicate node name found, please use a unique name for ' \
+           'this node"' in out
+    assert not s2.data("server/db").exists()  # nothing kept: a restart tries the join again
+    deleted = s1.kubectl("delete", "node", "s2")
+    assert deleted.returncode == 0 and deleted.stdout == 'node "s2" deleted\n'
+    assert "s2" not in s1.nodes()
+    s2.start()
+    s2.wait_ready()
+    nodes = wait_nodes(s1, {"s1", "s2"})
+    new = nodes["s2"]["metadata"]
+    assert new["annotations"]["etcd.k3s.cattle.io/node-name"] not in ("", old_member)
+    assert float(new["annotations"]["k3s.standin/joined-at"]) > old_joined  # a new member, not the old entry
+    assert new["annotations"]["k3s.standin/mode"] == "join"
+    assert ready(nodes["s2"])
+
+
+def test_deleting_a_member_node_reaches_every_server_at_once(cluster) -> None:
+    s1 = first_server(cluster)
+    others = []
+    for name in ("s2", "s3"):
+        server = cluster(name)
+        server.configure(server=s1.url)
+        server.start()
+        server.wait_ready()
+        others.append(server)
+    wait_nodes(s1, {"s1", "s2", "s3"})
+    others[1].stop()
+    assert s1.kubectl("delete", "node", "s3").returncode == 0
+    assert "s3" not in others[0].nodes()  # s2 learnt it without waiting for a sync round
+    time.sleep(1)  # a sync round later, s2's older copy of s3 must not come back
+    assert "s3" not in s1.nodes() and "s3" not in others[0].nodes()
+    shutil.rmtree(others[1].root / "var")
+    others[1].configure(server=others[0].url)  # joins through s2, which must not see a duplicate
+    others[1].start()
+    others[1].wait_ready()
+    assert ready(wait_nodes(s1, {"s3"})["s3"])
+
+
+def test_agent_and_new_server_names_are_not_duplicates(cluster) -> None:
+    s1 = first_server(cluster)
+    s10 = cluster("s1-b")  # a node name that extends another one is no duplicate
+    s10.configure(server=s1.url)
+    s10.start()
+    s10.wait_ready()
+    assert ready(wait_nodes(s1, {"s1-b"})["s1-b"])
 
 
 def test_different_token_on_existing_data_dir_is_fatal(cluster) -> None:

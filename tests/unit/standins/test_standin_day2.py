@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -115,12 +116,29 @@ def etcd_server(make, name: str = "s1") -> Node:
     return server
 
 
+LOGRUS = re.compile(r'^time="[0-9T:-]+Z" level=(\w+) msg="(.*)"$')
+
+
+def logged(stderr: str) -> list[tuple[str, str]]:
+    """(level, message) of each logrus line (K3S logs through logrus to stderr)."""
+    lines = [LOGRUS.match(line) for line in stderr.splitlines()]
+    assert all(lines), stderr
+    return [(m.group(1), m.group(2)) for m in lines if m]
+
+
+def saved_name(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""  # upstream logs the name on stderr only
+    (level, message), = logged(result.stderr)
+    match = re.fullmatch(r"Snapshot (\S+) saved\.", message)
+    assert level == "info" and match, result.stderr
+    return match.group(1)
+
+
 def test_snapshot_save_ls_delete_prune(make) -> None:
     server = etcd_server(make)
-    saved = server.run("etcd-snapshot", "save", "--name", "pre-upgrade")
-    assert saved.returncode == 0, saved.stderr
-    name = saved.stdout.split()[1]
-    assert name.startswith("pre-upgrade-s1-") and saved.stdout.strip().endswith("saved.")
+    name = saved_name(server.run("etcd-snapshot", "save", "--name", "pre-upgrade"))
+    assert re.fullmatch(r"pre-upgrade-s1-\d{10}", name)
     path = server.data("server/db/snapshots") / name
     assert path.is_file() and oct(path.stat().st_mode & 0o777) == "0o600"
     assert json.loads(path.read_text())["datastore"]["nodes"]["s1"]["role"] == "server"
@@ -129,15 +147,30 @@ def test_snapshot_save_ls_delete_prune(make) -> None:
     assert name in server.run("etcd-snapshot", "ls").stdout
     for _attempt in range(2):
         time.sleep(1.05)  # names carry the second
-        assert server.run("etcd-snapshot", "save", "--name", "pre-upgrade").returncode == 0
+        saved_name(server.run("etcd-snapshot", "save", "--name", "pre-upgrade"))
     pruned = server.run("etcd-snapshot", "prune", "--name", "pre-upgrade", "--snapshot-retention", "2")
-    assert pruned.returncode == 0 and name in pruned.stdout
+    assert pruned.returncode == 0 and logged(pruned.stderr) == [("info", f"Snapshot {name} deleted.")]
     remaining = sorted(p.name for p in server.data("server/db/snapshots").iterdir())
     assert len(remaining) == 2 and name not in remaining
-    assert server.run("etcd-snapshot", "delete", remaining[0]).returncode == 0
+    deleted = server.run("etcd-snapshot", "delete", remaining[0])
+    assert deleted.returncode == 0 and logged(deleted.stderr) == [("info", f"Snapshot {remaining[0]} deleted.")]
     assert sorted(p.name for p in server.data("server/db/snapshots").iterdir()) == remaining[1:]
-    missing = server.run("etcd-snapshot", "delete", "nope")
-    assert missing.returncode == 1 and "not found" in missing.stderr
+    missing = server.run("etcd-snapshot", "delete", "nope")  # upstream warns and exits 0
+    assert missing.returncode == 0 and logged(missing.stderr) == [("warning", "Snapshot nope not found.")]
+
+
+def test_snapshot_save_needs_the_running_local_server(make) -> None:
+    server = etcd_server(make)
+    server.stop()
+    refused = server.run("etcd-snapshot", "save")
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert logged(refused.stderr) == [("fatal", f'Error: failed to get CA certs: Get \\"https://127.0.0.1:{server.port}'
+                                               f'/cacerts\\": dial tcp 127.0.0.1:{server.port}: connect: connection refused')]
+    assert not server.data("server/db/snapshots").exists()
+    fresh = make("s2")
+    fresh.configure(cluster_init=True)
+    no_token = fresh.run("etcd-snapshot", "save")  # never started: no server/token to authenticate with
+    assert no_token.returncode == 1 and "server/token: no such file or directory" in no_token.stderr
 
 
 def test_snapshot_refused_on_sqlite(make) -> None:
@@ -146,7 +179,8 @@ def test_snapshot_refused_on_sqlite(make) -> None:
     server.start()
     server.wait_ready()
     result = server.run("etcd-snapshot", "save")
-    assert result.returncode == 1 and "etcd datastore disabled" in result.stderr
+    assert result.returncode == 1
+    assert logged(result.stderr) == [("fatal", "Error: see server log for details: etcd datastore disabled")]
 
 
 def test_cordon_drain_uncordon_recorded_in_order(make) -> None:
@@ -206,8 +240,7 @@ def test_new_binary_reports_its_version_and_fault_marker_blocks_only_that_versio
 
 def test_cluster_reset_restores_snapshot(make) -> None:
     server = etcd_server(make)
-    saved = server.run("etcd-snapshot", "save", "--name", "before")
-    snapshot = server.data("server/db/snapshots") / saved.stdout.split()[1]
+    snapshot = server.data("server/db/snapshots") / saved_name(server.run("etcd-snapshot", "save", "--name", "before"))
     agent = make("a1")
     agent.configure(server=f"https://127.0.0.1:{server.port}")
     agent.start("agent")

@@ -16,7 +16,10 @@ depend on (docs.k3s.io):
   a different token than the one the datastore was created with is fatal;
 * joining (servers and agents) needs the cluster token, either the full
   `K10<sha256 of the CA bundle>::server:<secret>` form (the CA hash is checked) or the bare
-  secret; a server cannot join a sqlite (non-etcd) server;
+  secret; a server cannot join a sqlite (non-etcd) server; each etcd server has a member name
+  <node-name>-<8 hex> (server/db/etcd/name, new for an empty data dir) and a joining server is
+  refused while a member of its node name exists under another member name ("duplicate node name
+  found", k3s-io/k3s pkg/etcd/etcd.go); deleting that Node (day2.py) removes the member;
 * serves HTTPS (self-signed CA) on 6443: /ping, /cacerts (supervisor) and /version
   unauthenticated; /readyz, /livez, /healthz and /api/v1/nodes only with the admin client
   certificate of k3s.yaml (K3S disables anonymous auth: k3s-io/k3s#3576);
@@ -97,13 +100,20 @@ LIST_KEYS = {"disable", "tls-san", "node-label", "node-taint", "kubelet-arg",
              "kube-apiserver-arg", "kube-proxy-arg", "etcd-arg", "node-external-ip"}
 
 
+# k3s-io/k3s pkg/etcd/etcd.go nameFile: the etcd member name of this server.
+MEMBER_NAME_FILE = "server/db/etcd/name"
+
+
 class StandinError(Exception):
     """A fatal error, printed like K3S's `level=fatal` lines."""
 
 
-def log(level: str, msg: str) -> None:
+def log(level: str, msg: str, escape: bool = False) -> None:
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    sys.stderr.write('time="%s" level=%s msg="%s"\n' % (stamp, level, msg))
+    # escape: as logrus' TextFormatter does (inner quotes escaped); off by default, where tests read
+    # kubectl's messages through these lines
+    text = json.dumps(msg, ensure_ascii=False) if escape else '"%s"' % msg
+    sys.stderr.write('time="%s" level=%s msg=%s\n' % (stamp, level, text))
     sys.stderr.flush()
 
 
@@ -337,7 +347,7 @@ class Cluster:
             nodes = self.nodes()
             old = nodes.get(node["name"])
             if old and old.get("role") == node["role"]:
-                old.update({k: node[k] for k in ("ip", "url", "version") if k in node})
+                old.update({k: node[k] for k in ("ip", "url", "version", "member", "etcd") if k in node})
                 old["last_seen"] = time.time()
                 entry = old
             else:
@@ -361,16 +371,47 @@ class Cluster:
             return
         with self.lock:
             nodes = self.nodes()
+            removed = self.data.setdefault("removed", {})
+            for name, joined in other.get("removed", {}).items():
+                removed[name] = max(joined, removed.get(name, 0))
             for name, node in other.get("nodes", {}).items():
+                if node.get("joined_at", 0) <= removed.get(name, -1):
+                    continue
                 mine = nodes.get(name)
                 if mine is None or node.get("joined_at", 0) > mine.get("joined_at", 0):
                     nodes[name] = node
                 elif node.get("joined_at") == mine.get("joined_at"):
                     mine["last_seen"] = max(mine.get("last_seen", 0), node.get("last_seen", 0))
+            self.drop_removed()
             self.save()
+
+    def drop_removed(self) -> None:
+        nodes = self.nodes()
+        for name, joined in self.data.get("removed", {}).items():
+            if name in nodes and nodes[name].get("joined_at", 0) <= joined:
+                del nodes[name]
 
     def members(self) -> list:
         return [n["url"] for n in self.nodes().values() if n.get("role") == "server" and n.get("url")]
+
+    def etcd_members(self) -> list:
+        """The etcd members: servers of an etcd datastore that were not reset away (url empty)."""
+        if self.data.get("datastore") != "etcd":
+            return []
+        return [n for n in self.nodes().values() if n.get("role") == "server" and n.get("etcd") and n.get("url")]
+
+    def remove_member(self, name: str):
+        """Remove the etcd member of node `name` (K3S: Node deletion -> member controller -> RemovePeer).
+        The node entry goes too, with a tombstone so that merging a peer's older state does not bring
+        it back; a node that joins again later gets a new entry. None when `name` is no member."""
+        with self.lock:
+            entry = self.nodes().get(name)
+            if entry is None or entry not in self.etcd_members():
+                return None
+            self.data.setdefault("removed", {})[name] = entry.get("joined_at", 0)
+            self.drop_removed()
+            self.save()
+            return entry
 
 
 def node_object(node: dict, cluster_id: str, grace: float) -> dict:
@@ -387,21 +428,26 @@ def node_object(node: dict, cluster_id: str, grace: float) -> dict:
         if node.get("etcd"):
             labels["node-role.kubernetes.io/etcd"] = "true"
     joined = datetime.datetime.fromtimestamp(node.get("joined_at", 0), datetime.timezone.utc)
+    annotations = {
+        "k3s.standin/cluster-id": cluster_id,
+        "k3s.standin/join-seq": str(node.get("join_seq", 0)),
+        "k3s.standin/joined-at": "%.3f" % node.get("joined_at", 0),
+        "k3s.standin/mode": node.get("mode", ""),
+        "k3s.standin/joined-via": node.get("via", ""),
+    }
+    metadata = {"name": node["name"], "labels": labels, "creationTimestamp": joined.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "annotations": annotations}
+    if node.get("etcd") and node.get("member") and node.get("url"):
+        # k3s-io/k3s pkg/etcd/metadata_controller.go: the etcd member name and address on the Node;
+        # pkg/etcd/member_controller.go (wrangler OnRemove): a finalizer, so that deleting the Node
+        # first removes the etcd member (rancher/wrangler pkg/generic/remove.go).
+        annotations["etcd.k3s.cattle.io/node-name"] = node["member"]
+        annotations["etcd.k3s.cattle.io/node-address"] = node.get("ip", "")
+        metadata["finalizers"] = ["wrangler.cattle.io/managed-etcd-controller"]
     return {
         "apiVersion": "v1",
         "kind": "Node",
-        "metadata": {
-            "name": node["name"],
-            "labels": labels,
-            "creationTimestamp": joined.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "annotations": {
-                "k3s.standin/cluster-id": cluster_id,
-                "k3s.standin/join-seq": str(node.get("join_seq", 0)),
-                "k3s.standin/joined-at": "%.3f" % node.get("joined_at", 0),
-                "k3s.standin/mode": node.get("mode", ""),
-                "k3s.standin/joined-via": node.get("via", ""),
-            },
-        },
+        "metadata": metadata,
         "spec": {},
         "status": {
             "addresses": [{"type": "InternalIP", "address": node.get("ip", "")},
@@ -518,7 +564,37 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if not daemon.cluster.touch(body.get("name", "")):
                 return self.status(404, "node not registered")
             return self.reply(200, {"members": daemon.cluster.members()})
+        if self.path == "/standin/removed":  # a peer removed a member: take its tombstones now
+            if self.headers.get("X-Standin-Secret") != daemon.secret:
+                return self.status(401, "Unauthorized")
+            daemon.cluster.merge(body)
+            return self.reply(200, {})
+        if self.path == "/db/snapshot":
+            # k3s-io/k3s pkg/etcd/etcd.go handler(): /db/snapshot needs the role k3s:server, which
+            # the etcd-snapshot CLI gets with basic auth "server:<token secret>" (pkg/clientaccess).
+            if not self.server_basic_auth():
+                return self.status(401, "Unauthorized")
+            for module in extensions():
+                if hasattr(module, "db_snapshot"):
+                    code, answer = module.db_snapshot(daemon, body)
+                    return self.reply(code, answer)
+            return self.status(404, "the server could not find the requested resource")
+        if not self.authenticated():
+            return self.status(401, "Unauthorized")
+        if self.path == "/standin/delete-node":  # `kubectl delete node NAME` (admin client certificate)
+            removed = daemon.remove_member(str(body.get("name", "")))
+            return self.reply(200, {"member_removed": removed is not None})
         return self.status(404, "the server could not find the requested resource")
+
+    def server_basic_auth(self) -> bool:
+        header = self.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return False
+        try:
+            user, _sep, password = base64.b64decode(header[6:]).decode().partition(":")
+        except ValueError:
+            return False
+        return user == "server" and password == self.daemon.secret
 
 
 class ServerDaemon:
@@ -538,6 +614,7 @@ class ServerDaemon:
         self.secret = ""
         self.ca_pem = ""
         self.mode = ""
+        self.member = ""
         self.stop = threading.Event()
 
     # -- paths
@@ -572,6 +649,12 @@ class ServerDaemon:
         self.mode = "restart"
         with open(self.p("server/tls/server-ca.crt"), encoding="utf-8") as handle:
             self.ca_pem = handle.read()
+        if self.cluster.data.get("datastore") == "etcd":
+            try:
+                with open(self.p(MEMBER_NAME_FILE), encoding="utf-8") as handle:
+                    self.member = handle.read().strip()
+            except OSError:
+                self.member = self.cluster.nodes().get(self.node_name, {}).get("member") or self.new_member_name()
         self.cluster.register(self.own_node(self.cluster.nodes().get(self.node_name, {}).get("mode", "restart")))
 
     def init(self, token, etcd: bool) -> None:
@@ -588,6 +671,8 @@ class ServerDaemon:
         else:
             self.secret = uuid.uuid4().hex
         self.mode = "cluster-init" if etcd else "sqlite"
+        if etcd:
+            self.new_member_name()
         self.cluster = Cluster(os.path.join(db, "state.json"), {
             "cluster_id": uuid.uuid4().hex, "secret": self.secret,
             "datastore": "etcd" if etcd else "sqlite", "nodes": {}})
@@ -597,11 +682,16 @@ class ServerDaemon:
     def join(self, server: str, token) -> None:
         if token is None:
             raise StandinError("--token is required to join a cluster (token or token-file)")
+        # k3s-io/k3s pkg/etcd/etcd.go setName: an empty data dir gets a new member name
+        # <node name>-<8 hex>; it is only kept (server/db/etcd/name) once the join succeeded.
+        member = "%s-%s" % (self.node_name, uuid.uuid4().hex[:8])
         answer = join_cluster(server, token, {
             "role": "server", "name": self.node_name, "ip": self.node_ip, "url": self.url,
-            "version": VERSION, "etcd": True, "mode": "join"})
+            "version": VERSION, "etcd": True, "mode": "join", "member": member})
         db = self.p("server/db")
         os.makedirs(db, mode=0o700, exist_ok=True)
+        self.member = member
+        self.write_member_name()
         tls = self.p("server/tls")
         self.ca_pem = answer["ca_crt"]
         write_private(tls + "/server-ca.crt", answer["ca_crt"], 0o644)
@@ -613,9 +703,40 @@ class ServerDaemon:
         log("info", "Joined cluster %s via %s" % (self.cluster.data["cluster_id"], server))
 
     def own_node(self, mode: str) -> dict:
-        return {"role": "server", "name": self.node_name, "ip": self.node_ip, "url": self.url,
+        node = {"role": "server", "name": self.node_name, "ip": self.node_ip, "url": self.url,
                 "version": VERSION, "etcd": self.cluster.data.get("datastore") == "etcd" if self.cluster else True,
                 "mode": mode, "arch": arch()}
+        if self.member:
+            node["member"] = self.member
+        return node
+
+    def new_member_name(self) -> str:
+        self.member = "%s-%s" % (self.node_name, uuid.uuid4().hex[:8])
+        self.write_member_name()
+        return self.member
+
+    def write_member_name(self) -> None:
+        os.makedirs(os.path.dirname(self.p(MEMBER_NAME_FILE)), mode=0o700, exist_ok=True)
+        write_private(self.p(MEMBER_NAME_FILE), self.member)
+
+    def remove_member(self, name: str):
+        """`kubectl delete node NAME` of an etcd member: remove it here, then tell the other members
+        at once (etcd's member list is one consistent list; the stand-in's is merged by polling)."""
+        removed = self.cluster.remove_member(name)
+        if removed is not None:
+            log("info", "Removing etcd member from cluster due to node delete (name=%s address=%s)"
+                % (removed.get("member", name), removed.get("ip", "")))
+            context = ca_context(self.ca_pem)
+            for url in self.cluster.members():
+                if url == self.url:
+                    continue
+                try:
+                    http_json(url + "/standin/removed", context, body={
+                        "cluster_id": self.cluster.data["cluster_id"], "removed": self.cluster.data["removed"],
+                        "nodes": {}}, headers={"X-Standin-Secret": self.secret}, timeout=5)
+                except (OSError, ValueError, urllib.error.URLError):
+                    pass
+        return removed
 
     def write_files(self) -> None:
         tls = self.p("server/tls")
@@ -660,7 +781,12 @@ class ServerDaemon:
                                     "start the first server with cluster-init to add servers"}
         if role not in ("server", "agent") or not body.get("name"):
             return 400, {"message": "bad join request"}
-        node = {k: body[k] for k in ("role", "name", "ip", "url", "version", "etcd", "mode", "arch") if k in body}
+        if role == "server":
+            duplicate = duplicate_member(self.cluster.etcd_members(), str(body["name"]), str(body.get("member", "")))
+            if duplicate:
+                return 409, {"message": DUPLICATE_NAME, "member": duplicate}
+        node = {k: body[k] for k in ("role", "name", "ip", "url", "version", "etcd", "mode", "arch", "member")
+                if k in body}
         node["via"] = self.node_name
         self.cluster.register(node)
         answer = {"state": self.cluster.data, "members": self.cluster.members(), "ca_crt": self.ca_pem}
@@ -729,6 +855,23 @@ users:
 """
 
 
+# k3s-io/k3s pkg/etcd/etcd.go (*ETCD).join, v1.34: the joining server refuses a cluster that has a
+# member of its node name under another member name (an old member of a rebuilt server).
+DUPLICATE_NAME = "duplicate node name found, please use a unique name for this node"
+
+
+def duplicate_member(members: list, node_name: str, member_name: str) -> str:
+    """The member name that clashes with a server joining as `node_name` (member `member_name`), or ''.
+    As upstream: the member's node name is its name up to the last hyphen (names are <node>-<8 hex>)."""
+    for entry in members:
+        member = str(entry.get("member") or entry.get("name", ""))
+        cut = member.rfind("-")
+        member_node = member[:cut] if cut > 1 else member
+        if member != member_name and member_node == node_name:
+            return member
+    return ""
+
+
 def join_cluster(server: str, token: str, node: dict) -> dict:
     """Fetch /cacerts, check the token's CA hash, then ask the server to let us in."""
     expected, _secret = split_token(token)
@@ -752,6 +895,8 @@ def join_cluster(server: str, token: str, node: dict) -> dict:
             message = json.loads(exc.read()).get("message")
         except ValueError:
             message = exc.reason
+        if message == DUPLICATE_NAME:  # logged by K3S as fatal: "etcd cluster join failed: <err>"
+            raise StandinError("etcd cluster join failed: %s" % message)
         raise StandinError("failed to join %s: %s %s" % (server, exc.code, message))
 
 
@@ -863,7 +1008,8 @@ def kubeconfig_parts() -> dict:
     return parts
 
 
-def api_get(path: str):
+def api_get(path: str, body=None):
+    """GET path (POST body when given) on the API server of the kubeconfig, as its admin user."""
     parts = kubeconfig_parts()
     context = ca_context(base64.b64decode(parts["certificate-authority-data"]).decode())
     with tempfile.TemporaryDirectory() as tmp:
@@ -873,7 +1019,7 @@ def api_get(path: str):
                 handle.write(base64.b64decode(parts[field]))
         context.load_cert_chain(crt, key)
     try:
-        return http_json(parts["server"].rstrip("/") + path, context)
+        return http_json(parts["server"].rstrip("/") + path, context, body=body)
     except urllib.error.HTTPError as exc:
         raise StandinError("Error from server (%s): %s" % (exc.code, exc.reason))
     except (OSError, urllib.error.URLError) as exc:

@@ -2,16 +2,20 @@
 
 What the day-2 playbooks use of K3S (docs.k3s.io: etcd-snapshot, backup-restore, upgrades):
 
-* `k3s etcd-snapshot save [--name N] [--etcd-snapshot-dir D]`: an on-demand snapshot file
+* `k3s etcd-snapshot save [--name N] [--dir D]`, `ls|list [-o json]`, `delete NAME...`,
+  `prune [--name N] --snapshot-retention K`: requests to the running local server (POST
+  /db/snapshot, authenticated with the token of <data-dir>/server/token), which writes
   `<dir>/<N>-<node-name>-<unix time>` (default dir <data-dir>/server/db/snapshots, default name
-  `on-demand`); only on a server with an embedded-etcd datastore (sqlite: refused, as K3S does);
-  `ls|list [-o json]`, `delete NAME...`, `prune --snapshot-retention N [--name N]` (keeps the
-  newest N of that name prefix). Stand-in only: a snapshot file holds the datastore (state.json).
+  `on-demand`) or deletes; the CLI logs `Snapshot <name> saved.` / `deleted.` on stderr (logrus),
+  nothing on stdout except `ls`. No server running: fatal "failed to get CA certs"; a server on
+  sqlite: fatal "see server log for details: etcd datastore disabled". Stand-in only: a snapshot
+  file holds the datastore (state.json).
 * `k3s server --cluster-reset [--cluster-reset-restore-path P]`: restores the snapshot P into
   server/db (the token must be the one the snapshot was taken with), resets the membership to
   this server alone and exits, telling the operator to restart without --cluster-reset and to
   wipe server/db on the other servers before they rejoin.
-* `k3s kubectl delete node NODE`: the Node object is gone until the node's kubelet (agent or
+* `k3s kubectl delete node NODE`: an etcd member's Node takes its member with it (the member is
+  removed, so that a rebuilt server of that name can join again); the Node object is gone until the node's kubelet (agent or
   server) sends a heartbeat again; `k3s kubectl cordon|uncordon NODE`, `k3s kubectl drain NODE --ignore-daemonsets
   --delete-emptydir-data [--force] [--timeout=D] [--grace-period=N]` (K3S always runs
   DaemonSet pods (svclb) and emptyDir pods (metrics-server): without those two flags drain fails
@@ -29,6 +33,7 @@ Stand-in only (for tests):
   PodDisruptionBudget that never allows the eviction).
 """
 
+import base64
 import contextlib
 import datetime
 import fcntl
@@ -37,6 +42,8 @@ import os
 import shutil
 import sys
 import time
+import urllib.error
+import uuid
 
 from . import core
 
@@ -212,6 +219,9 @@ def drain(name: str, flags: dict) -> str:
 
 def delete_node(name: str) -> str:
     existing_node(name)
+    # k3s-io/k3s pkg/etcd/member_controller.go onRemove: deleting the Node of an etcd member removes
+    # that member (RemovePeer) before the Node goes (wrangler finalizer), so kubectl returns after it.
+    core.api_get("/standin/delete-node", body={"name": name})
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     with day2_state(data_dir()) as state:
         state.setdefault("deleted", {})[name] = stamp
@@ -242,6 +252,19 @@ def handle_kubectl(args: list):
 
 
 # --------------------------------------------------------------------------- etcd-snapshot
+#
+# k3s-io/k3s v1.34 pkg/cli/etcdsnapshot/etcd_snapshot.go: every etcd-snapshot subcommand is a
+# request to the running server: the token (--token, else <data-dir>/server/token), the server
+# (--server, default https://127.0.0.1:6443), GET /cacerts (its hash checked against a K10 token),
+# then POST /db/snapshot {operation, name, dir, retention} with basic auth server:<secret>
+# (pkg/clientaccess). The server takes the snapshot (pkg/etcd/snapshot.go: <name>-<node>-<unix time>
+# in <data-dir>/server/db/snapshots) and answers {created|deleted: [names]}; the CLI logs
+# "Snapshot <name> saved." / "deleted." through logrus, i.e. on stderr; only `ls` prints on stdout.
+# A server without etcd answers "etcd datastore disabled"; the CLI then fails with
+# "Error: see server log for details: <message>" (pkg/cli/etcdsnapshot wrapServerError).
+
+SNAPSHOT_VALUE_FLAGS = ("data-dir", "name", "dir", "etcd-snapshot-dir", "snapshot-retention",
+                        "etcd-snapshot-retention", "output", "token", "server", "node-name", "log", "etcd-s3-bucket")
 
 
 def snapshot_flags(args: list):
@@ -251,19 +274,179 @@ def snapshot_flags(args: list):
         arg = args[i]
         if arg.startswith("-"):
             name, sep, value = arg.lstrip("-").partition("=")
-            name = {"d": "data-dir", "o": "output"}.get(name, name)
-            if not sep and name in ("etcd-snapshot-compress", "snapshot-compress", "debug"):
-                value = "true"
-            elif not sep:
+            name = {"d": "data-dir", "o": "output", "t": "token", "s": "server"}.get(name, name)
+            if not sep and name in SNAPSHOT_VALUE_FLAGS:
                 i += 1
                 if i >= len(args):
                     raise core.StandinError("flag needs an argument: --%s" % name)
                 value = args[i]
+            elif not sep:
+                value = "true"
             flags[name] = value
         else:
             words.append(arg)
         i += 1
     return words, flags
+
+
+def snapshot_dir(directory: str, flags: dict) -> str:
+    configured = flags.get("etcd-snapshot-dir") or flags.get("dir")
+    return core.rooted(configured) if configured else os.path.join(directory, "server", "db", "snapshots")
+
+
+def snapshot_files(target: str) -> list:
+    if not os.path.isdir(target):
+        return []
+    files = [os.path.join(target, n) for n in sorted(os.listdir(target)) if not n.startswith(".")]
+    return sorted((f for f in files if os.path.isfile(f)), key=os.path.getmtime)
+
+
+def snapshot_items(files: list, node: str) -> list:
+    return [{"metadata": {"name": os.path.basename(f)},
+             "spec": {"snapshotName": os.path.basename(f), "location": "file://" + f, "nodeName": node},
+             "status": {"size": str(os.path.getsize(f)), "readyToUse": True,
+                        "creationTime": datetime.datetime.fromtimestamp(
+                            os.path.getmtime(f), datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}}
+            for f in files]
+
+
+def db_snapshot(daemon, request: dict):
+    """Server side of POST /db/snapshot (k3s-io/k3s pkg/etcd/snapshot_handler.go): (code, answer)."""
+    if daemon.cluster.data.get("datastore") != "etcd":
+        return 500, {"message": "etcd datastore disabled"}
+    flags = {"dir": request["dir"]} if request.get("dir") else {}
+    target = snapshot_dir(daemon.data_dir, flags)
+    names = request.get("name") or []
+    operation = request.get("operation")
+    if operation == "save":
+        os.makedirs(target, mode=0o700, exist_ok=True)
+        while True:
+            name = "%s-%s-%d" % (names[0] if names else "on-demand", daemon.node_name, int(time.time()))
+            if not os.path.exists(os.path.join(target, name)):
+                break
+            time.sleep(0.2)
+        core.log("info", "Saving etcd snapshot to %s" % os.path.join(target, name))
+        core.write_private(os.path.join(target, name), json.dumps(
+            {"standin_snapshot": 1, "version": core.VERSION, "datastore": daemon.cluster.data}))
+        return 200, {"created": [name]}
+    if operation == "list":
+        return 200, {"apiVersion": "k3s.cattle.io/v1", "kind": "ETCDSnapshotFileList",
+                     "items": snapshot_items(snapshot_files(target), daemon.node_name)}
+    if operation == "delete":
+        deleted = []
+        for name in names:
+            path = os.path.join(target, os.path.basename(name))
+            if os.path.isfile(path):
+                os.unlink(path)
+                deleted.append(name)
+        return 200, {"deleted": deleted}
+    if operation == "prune":
+        keep = int(request.get("retention") if request.get("retention") is not None else 5)
+        prefix = (names[0] if names else "on-demand") + "-"
+        files = [f for f in snapshot_files(target) if os.path.basename(f).startswith(prefix)]
+        removed = files[:-keep] if keep > 0 else files
+        for path in removed:
+            os.unlink(path)
+        return 200, {"deleted": [os.path.basename(f) for f in removed]}
+    return 400, {"message": "invalid snapshot operation"}
+
+
+def snapshot_request(directory: str, flags: dict, request: dict):
+    """The CLI's request to the server (see above); StandinError with upstream's messages."""
+    token = flags.get("token") or os.environ.get("K3S_TOKEN")
+    if not token:
+        path = os.path.join(directory, "server", "token")
+        try:
+            with open(path, encoding="utf-8") as handle:
+                token = handle.read().rstrip("\n")
+        except OSError as exc:
+            raise core.StandinError("Error: open %s: %s" % (path, (exc.strerror or "").lower()))
+    server = (flags.get("server") or os.environ.get("K3S_URL")
+              or "https://127.0.0.1:%s" % (os.environ.get("K3S_STANDIN_PORT") or 6443)).rstrip("/")
+    expected, secret = core.split_token(token)
+    try:
+        ca_pem = core.http_json(server + "/cacerts", core.unverified_context(), timeout=5)
+    except urllib.error.HTTPError as exc:
+        raise core.StandinError('Error: failed to get CA certs: %s/cacerts: %s %s' % (server, exc.code, exc.reason))
+    except (OSError, urllib.error.URLError) as exc:
+        reason = getattr(exc, "reason", exc)
+        refused = isinstance(reason, ConnectionRefusedError)
+        raise core.StandinError('Error: failed to get CA certs: Get "%s/cacerts": %s' % (
+            server, "dial tcp %s: connect: connection refused" % server.split("://", 1)[-1] if refused else reason))
+    if expected and expected != core.ca_hash(ca_pem.encode()):
+        raise core.StandinError("Error: token CA hash does not match the Cluster CA certificate hash")
+    auth = base64.b64encode(("server:" + secret).encode()).decode()
+    try:
+        return core.http_json(server + "/db/snapshot", core.ca_context(ca_pem), body=request,
+                              headers={"Authorization": "Basic " + auth}, timeout=120)
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("message") or exc.reason
+        except ValueError:
+            message = exc.reason
+        raise core.StandinError("Error: see server log for details: %s" % message)
+    except (OSError, urllib.error.URLError) as exc:
+        raise core.StandinError("Error: %s" % exc)
+
+
+def snapshot_list_text(answer: dict, output: str) -> str:
+    items = sorted(answer.get("items") or [], key=lambda i: (i["status"]["creationTime"], i["spec"]["snapshotName"]))
+    if output == "json":
+        return json.dumps(dict(answer, items=items), indent=4) + "\n"
+    if output not in ("", "table"):
+        raise core.StandinError("Error: invalid output format: %s" % output)
+    rows = [("Name", "Location", "Size", "Created")] + [
+        (i["spec"]["snapshotName"], i["spec"]["location"], i["status"]["size"], i["status"]["creationTime"])
+        for i in items]
+    widths = [max(len(str(r[c])) for r in rows) for c in range(4)]
+    return "".join(" ".join(str(r[c]).ljust(widths[c]) for c in range(4)).rstrip() + "\n" for r in rows)
+
+
+def etcd_snapshot(args: list) -> int:
+    try:
+        return snapshot_command(args)
+    except core.StandinError as exc:
+        core.log("fatal", str(exc), escape=True)
+        return 1
+
+
+def snapshot_command(args: list) -> int:
+    words, flags = snapshot_flags(args)
+    directory = data_dir(flags)
+    verb = words[0] if words else "save"
+    request: dict = {}
+    if flags.get("etcd-snapshot-dir") or flags.get("dir"):
+        request["dir"] = snapshot_dir(directory, flags)
+    if verb == "save":
+        if len(words) > 1:
+            raise core.StandinError("Error: this command does not take any arguments")
+        request.update(operation="save", name=[flags.get("name") or "on-demand"])
+        for name in snapshot_request(directory, flags, request).get("created") or []:
+            core.log("info", "Snapshot %s saved." % name, escape=True)
+    elif verb in ("ls", "list", "l"):
+        request.update(operation="list")
+        sys.stdout.write(snapshot_list_text(snapshot_request(directory, flags, request), flags.get("output", "")))
+    elif verb in ("delete", "rm"):
+        if len(words) < 2:
+            raise core.StandinError("Error: no snapshots given for removal")
+        request.update(operation="delete", name=words[1:])
+        deleted = snapshot_request(directory, flags, request).get("deleted") or []
+        for name in deleted:
+            core.log("info", "Snapshot %s deleted." % name, escape=True)
+        for name in words[1:]:
+            if name not in deleted:
+                core.log("warning", "Snapshot %s not found." % name, escape=True)
+    elif verb == "prune":
+        retention = flags.get("snapshot-retention") or flags.get("etcd-snapshot-retention") or "5"
+        request.update(operation="prune", name=[flags.get("name") or "on-demand"], retention=int(retention))
+        for name in snapshot_request(directory, flags, request).get("deleted") or []:
+            core.log("info", "Snapshot %s deleted." % name, escape=True)
+    else:
+        raise core.StandinError("the K3S stand-in does not implement 'etcd-snapshot %s'" % verb)
+    return 0
+
+
+# --------------------------------------------------------------------------- cluster-reset
 
 
 def load_datastore(directory: str) -> dict:
@@ -277,12 +460,7 @@ def load_datastore(directory: str) -> dict:
     return data
 
 
-def snapshot_dir(directory: str, flags: dict) -> str:
-    configured = flags.get("etcd-snapshot-dir") or flags.get("dir")
-    return core.rooted(configured) if configured else os.path.join(directory, "server", "db", "snapshots")
-
-
-def node_name(directory: str) -> str:
+def node_name(directory: str) -> str:  # pylint: disable=unused-argument
     path = os.environ.get("K3S_CONFIG_FILE") or core.rooted("/etc/rancher/k3s/config.yaml")
     if os.path.exists(path):
         with open(path, encoding="utf-8") as handle:
@@ -290,90 +468,6 @@ def node_name(directory: str) -> str:
         if name:
             return str(name).lower()
     return os.uname().nodename.lower()
-
-
-def snapshot_save(directory: str, flags: dict) -> str:
-    data = load_datastore(directory)
-    target = snapshot_dir(directory, flags)
-    os.makedirs(target, mode=0o700, exist_ok=True)
-    name = "%s-%s-%d" % (flags.get("name") or "on-demand", node_name(directory), int(time.time()))
-    path = os.path.join(target, name)
-    if os.path.exists(path):
-        time.sleep(1)
-        return snapshot_save(directory, flags)
-    core.write_private(path, json.dumps({"standin_snapshot": 1, "version": core.VERSION, "datastore": data}))
-    return "Snapshot %s saved.\n" % name
-
-
-def snapshot_files(target: str) -> list:
-    if not os.path.isdir(target):
-        return []
-    files = [os.path.join(target, n) for n in sorted(os.listdir(target)) if not n.startswith(".")]
-    return sorted((f for f in files if os.path.isfile(f)), key=os.path.getmtime)
-
-
-def snapshot_list(directory: str, flags: dict) -> str:
-    files = snapshot_files(snapshot_dir(directory, flags))
-    if flags.get("output") == "json":
-        items = [{"metadata": {"name": os.path.basename(f)},
-                  "spec": {"snapshotName": os.path.basename(f), "location": "file://" + f,
-                           "nodeName": node_name(directory)},
-                  "status": {"size": str(os.path.getsize(f)),
-                             "creationTime": datetime.datetime.fromtimestamp(
-                                 os.path.getmtime(f), datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}}
-                 for f in files]
-        return json.dumps({"apiVersion": "v1", "kind": "List", "items": items}, indent=2) + "\n"
-    lines = ["%-50s %-90s %-8s %s" % ("Name", "Location", "Size", "Created")]
-    for f in files:
-        created = datetime.datetime.fromtimestamp(os.path.getmtime(f), datetime.timezone.utc)
-        row = (os.path.basename(f), "file://" + f, os.path.getsize(f), created.strftime("%Y-%m-%dT%H:%M:%SZ"))
-        lines.append("%-50s %-90s %-8d %s" % row)
-    return "\n".join(lines) + "\n"
-
-
-def snapshot_delete(directory: str, flags: dict, names: list) -> str:
-    if not names:
-        raise core.StandinError("no snapshots given for removal")
-    target = snapshot_dir(directory, flags)
-    out = []
-    for name in names:
-        path = os.path.join(target, os.path.basename(name))
-        if not os.path.isfile(path):
-            raise core.StandinError("snapshot %s not found" % name)
-        os.unlink(path)
-        out.append("Snapshot %s deleted." % name)
-    return "\n".join(out) + "\n"
-
-
-def snapshot_prune(directory: str, flags: dict) -> str:
-    keep = int(flags.get("snapshot-retention") or flags.get("etcd-snapshot-retention") or 5)
-    prefix = (flags.get("name") or "on-demand") + "-"
-    files = [f for f in snapshot_files(snapshot_dir(directory, flags)) if os.path.basename(f).startswith(prefix)]
-    removed = files[:-keep] if keep > 0 else files
-    for path in removed:
-        os.unlink(path)
-    return "".join("Removing local snapshot %s\n" % p for p in removed)
-
-
-def etcd_snapshot(args: list) -> int:
-    words, flags = snapshot_flags(args)
-    directory = data_dir(flags)
-    verb = words[0] if words else "save"
-    if verb == "save":
-        text = snapshot_save(directory, flags)
-    elif verb in ("ls", "list"):
-        text = snapshot_list(directory, flags)
-    elif verb in ("delete", "rm"):
-        text = snapshot_delete(directory, flags, words[1:])
-    elif verb == "prune":
-        text = snapshot_prune(directory, flags)
-    else:
-        raise core.StandinError("the K3S stand-in does not implement 'etcd-snapshot %s'" % verb)
-    sys.stdout.write(text)
-    return 0
-
-
-# --------------------------------------------------------------------------- cluster-reset
 
 
 def cluster_reset(config: dict, directory: str) -> int:
@@ -407,6 +501,12 @@ def cluster_reset(config: dict, directory: str) -> int:
     servers = [n for n, node in data.get("nodes", {}).items() if node.get("role") == "server" and n != me]
     for name in servers:  # etcd members other than this one are gone; their Node objects stay
         data["nodes"][name]["url"] = ""
+    # k3s-io/k3s pkg/etcd/etcd.go Reset: setName(true), a new member name for the new cluster
+    member = "%s-%s" % (me, uuid.uuid4().hex[:8])
+    os.makedirs(os.path.join(db, "etcd"), mode=0o700, exist_ok=True)
+    core.write_private(os.path.join(directory, core.MEMBER_NAME_FILE), member)
+    if me in data.get("nodes", {}):
+        data["nodes"][me]["member"] = member
     data["reset_at"] = time.time()
     core.write_private(os.path.join(db, "state.json"), json.dumps(data, indent=1, sort_keys=True))
     core.log("info", "Managed etcd cluster membership has been reset, restart without --cluster-reset flag now. "
