@@ -24,6 +24,7 @@ from typing import Iterator
 import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
+from kubernetes import dynamic as k8s_dynamic
 from kubernetes import watch as k8s_watch
 
 REPO = Path(__file__).resolve().parents[3]
@@ -138,6 +139,18 @@ def test_requests_without_a_client_certificate_are_401(cluster):
     code, body, _ = cluster.raw("GET", "/api/v1/namespaces", cert=False)
     assert code == 401
     assert body["kind"] == "Status" and body["reason"] == "Unauthorized"
+    result = cluster.kubectl("get", "--raw", "/readyz")
+    assert (result.returncode, result.stdout) == (0, "ok"), result.stderr
+
+
+def test_dynamic_client_discovery_as_kubernetes_core_uses_it(cluster):
+    ns = cluster.namespace()
+    cluster.core.create_namespaced_config_map(ns, {"metadata": {"name": "dyn"}})
+    dynamic = k8s_dynamic.DynamicClient(cluster.client)
+    pdbs = dynamic.resources.get(api_version="policy/v1", kind="PodDisruptionBudget")
+    assert (pdbs.namespaced, pdbs.name) == (True, "poddisruptionbudgets")
+    configmaps = dynamic.resources.get(api_version="v1", kind="ConfigMap")
+    assert [i.metadata.name for i in configmaps.get(namespace=ns).items] == ["dyn"]
 
 
 # --------------------------------------------------------------------------- get, list, selectors
@@ -212,6 +225,23 @@ def test_wait_for_create_of_an_object_that_appears_later(cluster):
     assert "configmap/late condition met" in out
 
 
+def test_wait_for_jsonpath_and_for_delete(cluster):
+    ns = cluster.namespace()
+    make_pod(cluster, ns, "p", "wait-n1", {"app": "p"}, ready=False)
+    proc = cluster.kubectl_bg("wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/p", "-n", ns, "--timeout=20s")
+    time.sleep(1.0)
+    assert proc.poll() is None
+    cluster.core.patch_namespaced_pod_status("p", ns, {"status": {"phase": "Succeeded"}})
+    out, err = proc.communicate(timeout=20)
+    assert (proc.returncode, out.strip()) == (0, "pod/p condition met"), err
+    proc = cluster.kubectl_bg("wait", "--for=delete", "pod/p", "-n", ns, "--timeout=20s")
+    time.sleep(1.0)
+    assert proc.poll() is None
+    cluster.core.delete_namespaced_pod("p", ns)
+    out, err = proc.communicate(timeout=20)
+    assert (proc.returncode, out.strip()) == (0, "pod/p condition met"), err
+
+
 def test_wait_on_a_missing_object_fails_at_once_with_not_found(cluster):
     ns = cluster.namespace()
     started = time.monotonic()
@@ -274,6 +304,12 @@ def test_drain_retries_while_a_pdb_blocks_then_evicts(cluster):
     make_node(cluster, "drain-n1")
     for name in ("web-a", "web-b"):
         make_pod(cluster, ns, name, "drain-n1", {"app": "web"})
+    agent = cluster.apps.create_namespaced_daemon_set(ns, {"metadata": {"name": "agent"}, "spec": {
+        "selector": {"matchLabels": {"app": "agent"}}, "template": {"metadata": {"labels": {"app": "agent"}},
+                                                                   "spec": {"containers": [{"name": "c", "image": "n"}]}}}})
+    cluster.core.create_namespaced_pod(ns, {"metadata": {"name": "agent-x", "labels": {"app": "agent"}, "ownerReferences": [
+        {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "agent", "uid": agent.metadata.uid, "controller": True}]},
+        "spec": {"nodeName": "drain-n1", "containers": [{"name": "c", "image": "n"}]}})
     cluster.policy.create_namespaced_pod_disruption_budget(ns, {"metadata": {"name": "web"}, "spec": {
         "minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}})
     cluster.policy.patch_namespaced_pod_disruption_budget_status("web", ns, {"status": {
@@ -282,7 +318,7 @@ def test_drain_retries_while_a_pdb_blocks_then_evicts(cluster):
     proc = cluster.kubectl_bg("drain", "drain-n1", "--ignore-daemonsets", "--timeout=40s")
     time.sleep(2.0)
     assert proc.poll() is None
-    assert sorted(p.metadata.name for p in cluster.core.list_namespaced_pod(ns).items) == ["web-a", "web-b"]
+    assert sorted(p.metadata.name for p in cluster.core.list_namespaced_pod(ns).items) == ["agent-x", "web-a", "web-b"]
     assert cluster.core.read_node("drain-n1").spec.unschedulable is True
     cluster.policy.patch_namespaced_pod_disruption_budget_status("web", ns, {"status": {"disruptionsAllowed": 2}})
     out, err = proc.communicate(timeout=30)
@@ -290,7 +326,8 @@ def test_drain_retries_while_a_pdb_blocks_then_evicts(cluster):
     assert "Cannot evict pod as it would violate the pod's disruption budget." in err
     assert "(will retry after 5s)" in err
     assert "node/drain-n1 drained" in out
-    assert cluster.core.list_namespaced_pod(ns).items == []
+    assert "Warning: ignoring DaemonSet-managed Pods: %s/agent-x" % ns in err
+    assert [p.metadata.name for p in cluster.core.list_namespaced_pod(ns).items] == ["agent-x"]
     pdb = cluster.policy.read_namespaced_pod_disruption_budget("web", ns)
     assert pdb.status.disruptions_allowed == 0
     assert sorted(pdb.status.disrupted_pods) == ["web-a", "web-b"]
@@ -321,7 +358,8 @@ def test_eviction_429_status_body_and_terminal_pods(cluster):
     assert (code, body["message"]) == (400, "name in URL does not match name in Eviction object")
     cluster.core.patch_namespaced_pod_status("guarded", ns, {"status": {"phase": "Succeeded"}})
     code, body, _ = cluster.raw("POST", path, eviction)  # a terminal pod is deleted whatever the PDB says
-    assert (code, body["status"]) == (201, "Success")
+    assert (code, body) == (201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                                  "code": 201})
     code, body, _ = cluster.raw("POST", path, eviction)
     assert (code, body["reason"]) == (404, "NotFound")
 

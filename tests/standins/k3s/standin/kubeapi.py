@@ -111,6 +111,23 @@ BUILTIN = [
 
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 ENCODING = "application/json"
+# What the eviction REST handler returns; handlers/create.go sets code 201 on a Status without one.
+EVICTED = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+HEALTH_PATHS = ("/readyz", "/livez", "/healthz")
+# Status fields without `omitempty` in k8s.io/api (apps/v1, policy/v1, core/v1 types.go, v0.34.1): a
+# Go server always encodes them, as 0 / {} when unset. Clients rely on it (the Python client's models
+# refuse a DaemonSetStatus without numberReady).
+STATUS_REQUIRED = {
+    "daemonsets": {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0,
+                   "numberReady": 0},
+    "statefulsets": {"replicas": 0, "availableReplicas": 0},
+    "replicasets": {"replicas": 0},
+    "poddisruptionbudgets": {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0},
+    "services": {"loadBalancer": {}},
+}
+# Registries with ReturnDeletedObject: true (pkg/registry/core/pod/storage/storage.go and the
+# storage.go of the others, v1.34.1): DELETE answers with the object, others with a Status.
+RETURNS_DELETED = {"pods", "services", "serviceaccounts", "storageclasses", "persistentvolumeclaims"}
 
 
 # --------------------------------------------------------------------------- errors
@@ -615,6 +632,8 @@ class Store:
         for field in ("labels", "annotations", "finalizers", "ownerReferences", "managedFields"):
             if field in meta and not meta[field]:  # ObjectMeta's omitempty maps and slices
                 del meta[field]
+        if rt.plural in STATUS_REQUIRED and isinstance(obj.get("status"), dict):
+            obj["status"] = dict(STATUS_REQUIRED[rt.plural], **obj["status"])
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
         return obj
 
@@ -694,7 +713,7 @@ class Store:
         elif rt.status and rt.custom:  # customResourceStrategy drops status when it is a subresource
             obj.pop("status", None)
         elif rt.status and rt.plural != "nodes":  # Node: kubelets register with status
-            obj["status"] = {}  # a Go status struct, reset, encodes as {}
+            obj["status"] = dict(STATUS_REQUIRED.get(rt.plural, {}))  # a reset Go status struct
 
     def _validate_crd(self, rt, obj):
         spec = obj.get("spec") or {}
@@ -850,6 +869,8 @@ class Store:
             self._bump(gone)
             self._after_delete(rt, key, gone)
             self._record("DELETED", key, gone)
+            if rt.plural in RETURNS_DELETED:
+                return self.view(rt, gone)
             return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                     "details": _details(rt, name, uid=old["metadata"]["uid"])}
 
@@ -887,7 +908,7 @@ class Store:
             status = pod.get("status") or {}
             if status.get("phase") in ("Succeeded", "Failed", "Pending") or pod["metadata"].get("deletionTimestamp"):
                 self.delete(pods, namespace, name, options, dry_run)
-                return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
+                return EVICTED
             pdb_rt = self.resource("policy", "v1", "poddisruptionbudgets")
             matching = []
             for key, pdb in sorted(self.objects.items()):
@@ -909,7 +930,7 @@ class Store:
                 if not skip:
                     self._check_and_decrement(pdb_rt, key, pdb, name, dry_run)
             self.delete(pods, namespace, name, options, dry_run)
-            return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
+            return EVICTED
 
     def _check_and_decrement(self, pdb_rt, key, pdb, pod_name, dry_run):
         status = pdb.get("status") or {}
@@ -1044,6 +1065,8 @@ class KubeAPI:
         parsed = urllib.parse.urlsplit(req.path)
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(parsed.query, keep_blank_values=True).items()}
         try:
+            if req.command == "GET" and parsed.path in HEALTH_PATHS:
+                return req.send_text(200, "ok")
             if req.command == "GET":
                 answer = self._discovery(parsed.path)
                 if answer is not None:
@@ -1150,7 +1173,7 @@ class KubeAPI:
         body = req.read_body() if method in ("POST", "PUT", "PATCH", "DELETE") else None
         if method == "POST" and sub == "eviction" and name:
             result = store.evict(namespace, name, self._json(body))
-            return req.send_json(int(result.get("code") or 201), result)
+            return req.send_json(result["code"], result)
         if method == "POST" and not name:
             return req.send_json(201, store.create(rt, namespace, self._json(body), dry_run))
         if method == "PUT" and name:
@@ -1229,6 +1252,14 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache, private")
         for key, value in (headers or {}).items():
             self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def send_text(self, code, text):
+        raw = text.encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(raw)))
         self.end_headers()
         self.wfile.write(raw)
 
