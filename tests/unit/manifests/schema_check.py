@@ -52,10 +52,10 @@ def _close_objects(node: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=None)
-def crd_schemas() -> dict[tuple[str, str], tuple[dict[str, Any], str]]:
+def crd_schemas(schema_dir: Path = SCHEMA_DIR) -> dict[tuple[str, str], tuple[dict[str, Any], str]]:
     """(apiVersion, kind) -> (closed schema, scope) for every served version of every CRD file."""
     out: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}
-    for path in sorted(SCHEMA_DIR.glob("*.yaml")):
+    for path in sorted(schema_dir.glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
             if not doc or doc.get("kind") != "CustomResourceDefinition":
                 continue
@@ -82,14 +82,16 @@ def _core_schema_file(api_version: str, kind: str) -> Path:
     return base / f"v{KUBERNETES_VERSION}-local-strict" / name
 
 
-def validate(doc: dict[str, Any]) -> str:
-    """Validate one manifest; return how it was checked ('crd' or 'core'); raise ManifestError."""
+def validate(doc: dict[str, Any], schema_dir: Path = SCHEMA_DIR) -> str:
+    """Validate one manifest; return how it was checked ('crd' or 'core'); raise ManifestError.
+    schema_dir: the folder of CRD files (default tests/schemas)."""
     if not isinstance(doc, dict) or "apiVersion" not in doc or "kind" not in doc:
         raise ManifestError(f"not a Kubernetes object: {doc!r:.200}")
     key = (doc["apiVersion"], doc["kind"])
     where = f"{doc['kind']} {doc.get('metadata', {}).get('name', '?')}"
-    if key in crd_schemas():
-        schema, scope = crd_schemas()[key]
+    crds = crd_schemas(schema_dir)
+    if key in crds:
+        schema, scope = crds[key]
         try:
             jsonschema.validate(doc, schema, cls=jsonschema.Draft7Validator)
         except jsonschema.ValidationError as exc:
@@ -101,7 +103,7 @@ def validate(doc: dict[str, Any]) -> str:
         return "crd"
     if not _core_schema_file(*key).is_file():
         raise ManifestError(f"{where}: no schema for {key[0]} {key[1]} (neither a core kind of "
-                            f"Kubernetes {KUBERNETES_VERSION} nor a CRD in {SCHEMA_DIR})")
+                            f"Kubernetes {KUBERNETES_VERSION} nor a CRD in {schema_dir})")
     try:
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
     except kubernetes_validate.ValidationError as exc:
