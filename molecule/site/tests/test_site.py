@@ -193,7 +193,7 @@ def test_argocd_cli(host: testinfra.host.Host) -> None:
         return
     cli = host.file("/usr/local/bin/argocd")
     assert cli.is_file and cli.mode == 0o755 and cli.user == "root"
-    assert host.check_output("/usr/local/bin/argocd version --client --short") == "argocd: v3.6.0+standin"
+    assert host.check_output("/usr/local/bin/argocd version --client --short") == "argocd: v3.4.4+standin"
     sums = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "argocd-cli" / "cli_checksums.txt"
     expected = dict(reversed(line.split()) for line in sums.read_text(encoding="utf-8").splitlines())
     assert cli.sha256sum == expected["argocd-linux-amd64"]

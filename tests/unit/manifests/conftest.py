@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -19,9 +20,12 @@ FAKE_CHART = b"\x1f\x8b\x08\x00fake-chart-archive"
 def _scenarios(base: Path) -> dict[str, dict]:
     charts = base / "charts"
     charts.mkdir(parents=True, exist_ok=True)
-    for name in ("ingress-nginx-4.14.1.tgz", "cert-manager-v1.21.1.tgz", "longhorn-1.12.1.tgz",
-                 "argo-cd-9.6.0.tgz"):
-        (charts / name).write_bytes(FAKE_CHART)
+    # Named as playbooks/platform.yml looks them up, from the prod inventory's pins.
+    pins = yaml.safe_load((render.REPO / "inventories/prod/group_vars/all/platform.yml").read_text())
+    for chart, var in (("ingress-nginx", "platform_ingress_nginx_chart_version"),
+                       ("cert-manager", "platform_cert_manager_version"),
+                       ("longhorn", "platform_longhorn_version"), ("argo-cd", "platform_argocd_chart_version")):
+        (charts / f"{chart}-{pins[var]}.tgz").write_bytes(FAKE_CHART)
     return {
         "defaults": {"inventory_env": None},
         "prod": {"inventory_env": "prod"},
