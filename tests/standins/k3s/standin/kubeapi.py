@@ -1200,9 +1200,12 @@ class KubeAPI:
         """Chunked stream of JSON watch events (apiserver/pkg/endpoints/handlers/watch.go): one
         object per chunk; ends after timeoutSeconds (default 1800 s, the min-request-timeout)."""
         timeout = float(query.get("timeoutSeconds") or 1800)
-        if query.get("sendInitialEvents") == "true" and query.get("resourceVersionMatch") != "NotOlderThan":
+        if "sendInitialEvents" in query and query.get("resourceVersionMatch") != "NotOlderThan":
             raise ApiError(422, "Invalid", "resourceVersionMatch: Forbidden: sendInitialEvents requires setting "
                            "resourceVersionMatch to NotOlderThan", {})
+        if query.get("sendInitialEvents") == "true" and query.get("allowWatchBookmarks") != "true":
+            raise ApiError(422, "Invalid", "allowWatchBookmarks: Forbidden: allowWatchBookmarks needs to be set to "
+                           "true when sendInitialEvents is provided", {})
         events = self.store.watch(rt, namespace, None, query.get("labelSelector", ""),
                                   query.get("fieldSelector", ""), query.get("resourceVersion", ""),
                                   query.get("sendInitialEvents") == "true", time.monotonic() + timeout, self.stop)
