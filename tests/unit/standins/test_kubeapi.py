@@ -242,6 +242,26 @@ def test_wait_for_jsonpath_and_for_delete(cluster):
     assert (proc.returncode, out.strip()) == (0, "pod/p condition met"), err
 
 
+def test_job_selector_and_kubectl_logs_of_a_job(cluster):
+    ns = cluster.namespace()
+    job = cluster.batch.create_namespaced_job(ns, {"metadata": {"name": "helm-install-a"}, "spec": {"template": {
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "helm", "image": "klipper-helm"}]}}}})
+    uid = job.metadata.uid
+    assert job.spec.selector.match_labels == {"batch.kubernetes.io/controller-uid": uid}
+    labels = job.spec.template.metadata.labels
+    assert labels == {"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": "helm-install-a",
+                      "controller-uid": uid, "job-name": "helm-install-a"}
+    cluster.core.create_namespaced_pod(ns, {"metadata": {"name": "helm-install-a-xyz12", "labels": labels},
+                                            "spec": {"containers": [{"name": "helm", "image": "klipper-helm"}]}})
+    cluster.api.store.set_log(ns, "helm-install-a-xyz12", "helm", "line 1\nline 2\nError: chart not found\n")
+    result = cluster.kubectl("logs", "job/helm-install-a", "-n", ns, "--tail=2")
+    assert (result.returncode, result.stdout) == (0, "line 2\nError: chart not found\n"), result.stderr
+    result = cluster.kubectl("get", "jobs", "-n", ns, "--field-selector", "status.successful=0", "-o", "name")
+    assert result.stdout == "job.batch/helm-install-a\n", result.stderr
+    result = cluster.kubectl("logs", "job/none", "-n", ns)
+    assert result.returncode == 1 and 'jobs.batch "none" not found' in result.stderr
+
+
 def test_wait_on_a_missing_object_fails_at_once_with_not_found(cluster):
     ns = cluster.namespace()
     started = time.monotonic()

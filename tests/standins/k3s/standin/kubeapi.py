@@ -305,8 +305,13 @@ def parse_field_selector(rt, text):
     return terms
 
 
+# Fields a Go server formats from a non-pointer value even when unset (strconv.Itoa / FormatBool).
+FIELD_ZERO = {"status.successful": "0", "spec.unschedulable": "false", "spec.hostNetwork": "false"}
+
+
 def field_match(terms, obj):
-    return all((_field_text(_lookup(obj, field)) == value) == equal for field, equal, value in terms)
+    return all(((_field_text(_lookup(obj, field)) or FIELD_ZERO.get(field, "")) == value) == equal
+               for field, equal, value in terms)
 
 
 # --------------------------------------------------------------------------- patches
@@ -492,6 +497,7 @@ class Store:
         self.path = path
         self.cond = threading.Condition()
         self.objects = {}
+        self.logs = {}  # (namespace, pod, container) -> text
         self.rv = 1
         self.events = []  # (rv, type, (group, plural, namespace), object)
         self.closed = False
@@ -501,6 +507,7 @@ class Store:
                 data = json.load(handle)
             self.rv = int(data["rv"])
             self.objects = {tuple(json.loads(k)): v for k, v in data["objects"].items()}
+            self.logs = {tuple(json.loads(k)): v for k, v in data.get("logs", {}).items()}
             for key, obj in list(self.objects.items()):
                 if key[1] == "customresourcedefinitions":
                     self._register_crd(obj)
@@ -556,7 +563,8 @@ class Store:
         tmp = self.path + ".tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump({"rv": self.rv, "objects": {json.dumps(list(k)): v for k, v in self.objects.items()}}, handle)
+            json.dump({"rv": self.rv, "objects": {json.dumps(list(k)): v for k, v in self.objects.items()},
+                       "logs": {json.dumps(list(k)): v for k, v in self.logs.items()}}, handle)
         os.replace(tmp, self.path)
 
     def _record(self, kind, key, obj):
@@ -694,6 +702,8 @@ class Store:
 
     def _prepare_create(self, rt, obj):
         """Status on create, per pkg/registry/*/strategy.go PrepareForCreate (v1.34.1)."""
+        if rt.plural == "jobs":
+            self._job_selector(obj)
         if rt.plural == "pods":
             obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
         elif rt.plural == "namespaces":
@@ -714,6 +724,49 @@ class Store:
             obj.pop("status", None)
         elif rt.status and rt.plural != "nodes":  # Node: kubelets register with status
             obj["status"] = dict(STATUS_REQUIRED.get(rt.plural, {}))  # a reset Go status struct
+
+    @staticmethod
+    def _job_selector(job):
+        """generateSelector (pkg/registry/batch/job/strategy.go): unless spec.manualSelector, the pod
+        template gets job-name and controller-uid labels (legacy and batch.kubernetes.io/ forms, the
+        latter since 1.27) and the selector matches batch.kubernetes.io/controller-uid."""
+        spec = job.setdefault("spec", {})
+        if spec.get("manualSelector"):
+            return
+        uid, name = job["metadata"]["uid"], job["metadata"]["name"]
+        labels = spec.setdefault("template", {}).setdefault("metadata", {}).setdefault("labels", {})
+        for key, value in (("batch.kubernetes.io/controller-uid", uid), ("batch.kubernetes.io/job-name", name),
+                           ("controller-uid", uid), ("job-name", name)):
+            labels.setdefault(key, value)
+        selector = spec.setdefault("selector", {})
+        selector.setdefault("matchLabels", {}).setdefault("batch.kubernetes.io/controller-uid", uid)
+
+    # -- container logs: no kubelet, so whoever embeds the server writes them (set_log)
+    def set_log(self, namespace, pod, container, text):
+        with self.cond:
+            self.logs[(namespace, pod, container)] = text
+            self._save()
+
+    def log(self, namespace, name, container, tail_lines):
+        """pods/log (pkg/registry/core/pod/rest/log.go and the kubelet): text of one container."""
+        pods = self.resource("", "v1", "pods")
+        with self.cond:
+            pod = self.objects.get(self.key(pods, namespace, name))
+            if pod is None:
+                raise not_found(pods, name)
+            names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+            if not container:
+                if len(names) != 1:
+                    raise bad_request("a container name must be specified for pod %s, choose one of: [%s]"
+                                      % (name, " ".join(names)))
+                container = names[0]
+            elif container not in names:
+                raise bad_request("container %s is not valid for pod %s" % (container, name))
+            text = self.logs.get((namespace, name, container), "")
+        if tail_lines is not None:
+            lines = text.splitlines(keepends=True)
+            text = "".join(lines[-tail_lines:]) if tail_lines > 0 else ""
+        return text
 
     def _validate_crd(self, rt, obj):
         spec = obj.get("spec") or {}
@@ -1114,6 +1167,8 @@ class KubeAPI:
                 if rt.plural == "pods":  # drain.CheckEvictionSupport looks for this entry
                     resources.append({"name": "pods/eviction", "singularName": "", "namespaced": True,
                                       "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"]})
+                    resources.append({"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod",
+                                      "verbs": ["get"]})
             return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group + "/" + version
                     if group else version, "resources": resources}
         return None
@@ -1156,13 +1211,19 @@ class KubeAPI:
         if rt.namespaced and name and namespace is None:
             raise unknown_path()
         namespace = namespace or ""
-        if sub not in (None, "status") and not (sub == "eviction" and plural == "pods"):
+        if sub not in (None, "status") and not (sub in ("eviction", "log") and plural == "pods"):
             raise unknown_path()
         if sub == "status" and not rt.status:
             raise unknown_path()
         dry_run = query.get("dryRun") == "All"
         store = self.store
         method = req.command
+        if method == "GET" and name and sub == "log":
+            tail = query.get("tailLines")
+            return req.send_text(200, store.log(namespace, name, query.get("container"),
+                                                int(tail) if tail not in (None, "") else None))
+        if sub == "log":
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
         if method == "GET" and name:
             return req.send_json(200, store.get(rt, namespace, name))
         if method == "GET":
