@@ -40,8 +40,10 @@ options:
     default: 30
 attributes:
   check_mode:
+    description: Reports what would be killed, unmounted and deleted, and changes nothing.
     support: full
   diff_mode:
+    description: No diff is returned.
     support: none
 notes:
   - Stop the K3S unit first; a running K3S starts new shims.
