@@ -45,13 +45,13 @@ def _conditions(obj):
     return [c for c in conditions if isinstance(c, dict)]
 
 
-def k8s_condition(value, condition_type):
-    """Status ('True', 'False', 'Unknown') of the condition `condition_type`; '' when the object
-    or the condition does not exist (yet)."""
+def k8s_condition(value, condition_type, field="status"):
+    """`field` (status, reason, message) of the condition `condition_type` of an object; '' when the
+    object or the condition does not exist (yet). Status is 'True', 'False' or 'Unknown'."""
     obj = _load(value, "k8s_condition")
     for cond in _conditions(obj):
         if str(cond.get("type", "")).lower() == str(condition_type).lower():
-            return str(cond.get("status", ""))
+            return str(cond.get(field, "") or "")
     return ""
 
 
@@ -80,45 +80,55 @@ def _pod_of(pod, job):
     return any(ref.get("uid") == uid for ref in meta.get("ownerReferences") or [] if uid)
 
 
-def k8s_job_state(value, name, max_restarts=2):
+def _failures(container):
+    """Failed runs of a Job pod's container: restarts (restartPolicy OnFailure restarts only after
+    a failure) plus the run that has just failed (terminated, or waiting in CrashLoopBackOff)."""
+    failures = int(container.get("restartCount") or 0)
+    state = container.get("state") or {}
+    last = (container.get("lastState") or {}).get("terminated") or {}
+    if (state.get("terminated") or {}).get("exitCode") or ("waiting" in state and last.get("exitCode")):
+        failures += 1
+    term = state.get("terminated") if (state.get("terminated") or {}).get("exitCode") else last
+    exit_text = "exit code %s (%s)" % (term.get("exitCode"), term.get("reason") or "Error") if term.get("exitCode") else ""
+    return failures, exit_text
+
+
+def k8s_job_state(value, name, max_failures=2):
     """State of the Job `name` given `kubectl get jobs,pods -l ... -o json` (a List of the Job and
     its Pods) or the Job alone.
 
-    Returns a dict: state ('absent', 'running', 'complete', 'failed'), reason, restarts, uid.
-    A Job is failed when its Failed condition is True, or when its pods failed more than
-    `max_restarts` times: helm-controller's jobs restart in place (restartPolicy OnFailure) with
+    Returns a dict: state ('absent', 'running', 'complete', 'failed'), reason, failures, uid.
+    A Job is failed when its Failed condition is True, or when its pods have failed
+    `max_failures` times: helm-controller's jobs restart in place (restartPolicy OnFailure) with
     backoffLimit 1000, so a chart that cannot install would otherwise look 'running' for hours.
     """
     listing = _load(value, "k8s_job_state")
     items = _items(listing)
     jobs = [i for i in items if i.get("kind") == "Job" and (i.get("metadata") or {}).get("name") == name]
     if not jobs:
-        return {"state": "absent", "reason": "job %s not found" % name, "restarts": 0, "uid": ""}
+        return {"state": "absent", "reason": "job %s not found" % name, "failures": 0, "uid": ""}
     job = jobs[0]
     uid = (job.get("metadata") or {}).get("uid") or ""
     status = job.get("status") or {}
     pods = [i for i in items if i.get("kind") == "Pod" and _pod_of(i, job)]
-    restarts, last_exit = 0, ""
+    failures, last_exit = int(status.get("failed") or 0), ""
     for pod in pods:
         for container in (pod.get("status") or {}).get("containerStatuses") or []:
-            restarts += int(container.get("restartCount") or 0)
-            term = ((container.get("lastState") or {}).get("terminated")
-                    or (container.get("state") or {}).get("terminated") or {})
-            if term.get("exitCode"):
-                last_exit = "exit code %s (%s)" % (term.get("exitCode"), term.get("reason") or "Error")
-    restarts += int(status.get("failed") or 0)
+            count, text = _failures(container)
+            failures += count
+            last_exit = text or last_exit
     if k8s_condition(job, "Complete") == "True":
-        return {"state": "complete", "reason": "Complete", "restarts": restarts, "uid": uid}
+        return {"state": "complete", "reason": "Complete", "failures": failures, "uid": uid}
     if k8s_condition(job, "Failed") == "True":
         return {"state": "failed", "reason": _condition_message(job, "Failed") or "Failed",
-                "restarts": restarts, "uid": uid}
-    if restarts > int(max_restarts):
-        return {"state": "failed", "uid": uid, "restarts": restarts,
+                "failures": failures, "uid": uid}
+    if failures >= int(max_failures) > 0:
+        return {"state": "failed", "uid": uid, "failures": failures,
                 "reason": "its pod failed %d times, last with %s (the job keeps retrying)"
-                          % (restarts, last_exit or "an error")}
-    reason = "running" if not restarts else "running, %d failed attempt(s) so far, last with %s" % (
-        restarts, last_exit or "an error")
-    return {"state": "running", "reason": reason, "restarts": restarts, "uid": uid}
+                          % (failures, last_exit or "an error")}
+    reason = "running" if not failures else "running, %d failed attempt(s) so far, last with %s" % (
+        failures, last_exit or "an error")
+    return {"state": "running", "reason": reason, "failures": failures, "uid": uid}
 
 
 def _int(value):
@@ -205,12 +215,48 @@ def k8s_workload_state(value):
     return {"state": state, "message": message}
 
 
+def k8s_rollout_problem(result):
+    """'' when a registered `kubectl get <workload> -o json` loop result shows the workload rolled
+    out, else '<namespace>/<kind>/<name>: <why>'."""
+    if not isinstance(result, dict):
+        raise AnsibleFilterError("k8s_rollout_problem: expected a registered loop result, got %s"
+                                 % type(result).__name__)
+    item = result.get("item") or {}
+    label = "%s/%s/%s" % (item.get("namespace", "?"), item.get("kind", "?"), item.get("name", "?"))
+    if result.get("rc") != 0:
+        return "%s: %s" % (label, str(result.get("stderr") or result.get("msg") or "kubectl failed").strip())
+    state = k8s_workload_state(result.get("stdout"))
+    if state["state"] == "ready":
+        return ""
+    return "%s: %s" % (label, state["message"] if state["state"] != "absent" else "does not exist")
+
+
+def k8s_condition_problem(result, condition_type="Ready"):
+    """'' when a registered `kubectl get <kind> <name> --ignore-not-found -o json` loop result shows
+    the condition True, else '<item>: <why>' (not found, or the condition's status and message)."""
+    if not isinstance(result, dict):
+        raise AnsibleFilterError("k8s_condition_problem: expected a registered loop result, got %s"
+                                 % type(result).__name__)
+    label = result.get("item", "?")
+    if result.get("rc") != 0:
+        return "%s: %s" % (label, str(result.get("stderr") or result.get("msg") or "kubectl failed").strip())
+    if not str(result.get("stdout") or "").strip():
+        return "%s: not found (its manifest was not applied)" % label
+    status = k8s_condition(result["stdout"], condition_type)
+    if status == "True":
+        return ""
+    message = k8s_condition(result["stdout"], condition_type, "message")
+    return ("%s: %s=%s %s" % (label, condition_type, status or "unknown", message)).strip()
+
+
 class FilterModule:
     """Kubernetes object state filters."""
 
     def filters(self):
         return {
             "k8s_condition": k8s_condition,
+            "k8s_condition_problem": k8s_condition_problem,
             "k8s_job_state": k8s_job_state,
+            "k8s_rollout_problem": k8s_rollout_problem,
             "k8s_workload_state": k8s_workload_state,
         }

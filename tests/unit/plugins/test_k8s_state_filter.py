@@ -18,8 +18,10 @@ def job(conditions=None, **status):
 
 
 def pod(restarts, exit_code=1, uid=UID, waiting="CrashLoopBackOff"):
-    container = {"name": "helm", "restartCount": restarts, "state": {"waiting": {"reason": waiting}}}
-    if restarts:
+    """A helm-install pod: `restarts` restarts so far, waiting (after a failure) or running."""
+    container = {"name": "helm", "restartCount": restarts,
+                 "state": {"waiting": {"reason": waiting}} if waiting else {"running": {}}}
+    if restarts or waiting == "CrashLoopBackOff":
         container["lastState"] = {"terminated": {"exitCode": exit_code, "reason": "Error"}}
     return {"kind": "Pod", "metadata": {"name": "helm-install-x-abc", "labels": {"controller-uid": uid}},
             "status": {"containerStatuses": [container]}}
@@ -34,8 +36,11 @@ def listing(*items):
     (listing(), "absent"),
     (listing(job(active=1)), "running"),
     (listing(job(active=1), pod(0, waiting="ContainerCreating")), "running"),
-    (listing(job(active=1), pod(2)), "running"),
-    (listing(job(active=1), pod(3)), "failed"),
+    (listing(job(active=1), pod(0)), "running"),  # failed once, waiting to restart
+    (listing(job(active=1), pod(1, waiting=None)), "running"),  # second run
+    (listing(job(active=1), pod(1)), "failed"),  # second run failed
+    (listing(job(active=1), {"kind": "Pod", "metadata": {"ownerReferences": [{"uid": UID}]}, "status": {
+        "containerStatuses": [{"restartCount": 1, "state": {"terminated": {"exitCode": 1}}}]}}), "failed"),
     (listing(job(active=1), pod(9, uid="other-job")), "running"),  # a pod of the previous job
     (listing(job([{"type": "Complete", "status": "True"}], succeeded=1)), "complete"),
     (listing(job([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}], failed=1)), "failed"),
@@ -46,9 +51,11 @@ def test_job_state(value, state):
 
 
 def test_job_state_reason_and_threshold():
-    result = k8s_state.k8s_job_state(listing(job(active=1), pod(1, exit_code=2)), "helm-install-x", max_restarts=0)
-    assert result == {"state": "failed", "uid": UID, "restarts": 1,
+    result = k8s_state.k8s_job_state(listing(job(active=1), pod(0, exit_code=2)), "helm-install-x", max_failures=1)
+    assert result == {"state": "failed", "uid": UID, "failures": 1,
                       "reason": "its pod failed 1 times, last with exit code 2 (Error) (the job keeps retrying)"}
+    result = k8s_state.k8s_job_state(listing(job(active=1), pod(1, waiting=None)), "helm-install-x", max_failures=3)
+    assert result["reason"] == "running, 1 failed attempt(s) so far, last with exit code 1 (Error)"
     failed = job([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "too many"}])
     assert k8s_state.k8s_job_state(failed, "helm-install-x")["reason"] == "BackoffLimitExceeded: too many"
     assert k8s_state.k8s_job_state(listing(job()), "helm-install-y")["state"] == "absent"
@@ -106,12 +113,41 @@ def test_workload_absent_and_bad_input():
 
 
 def test_condition():
-    issuer = {"kind": "ClusterIssuer", "status": {"conditions": [{"type": "Ready", "status": "False"}]}}
+    issuer = {"kind": "ClusterIssuer", "status": {"conditions": [{"type": "Ready", "status": "False",
+                                                                  "message": "no account"}]}}
     assert k8s_state.k8s_condition(json.dumps(issuer), "Ready") == "False"
+    assert k8s_state.k8s_condition(json.dumps(issuer), "Ready", "message") == "no account"
+    assert k8s_state.k8s_condition(json.dumps(issuer), "Ready", "reason") == ""
     assert k8s_state.k8s_condition(issuer, "ready") == "False"
     assert k8s_state.k8s_condition({"kind": "ClusterIssuer"}, "Ready") == ""
     assert k8s_state.k8s_condition("", "Ready") == ""
 
 
+def test_rollout_problem():
+    item = {"namespace": "ns", "kind": "deployment", "name": "d"}
+    assert k8s_state.k8s_rollout_problem({"item": item, "rc": 0, "stdout": json.dumps(deployment())}) == ""
+    assert k8s_state.k8s_rollout_problem({"item": item, "rc": 0, "stdout": json.dumps(deployment(available=0))}) == (
+        "ns/deployment/d: 0 of 1 updated replicas are available")
+    assert k8s_state.k8s_rollout_problem({"item": item, "rc": 0, "stdout": ""}) == "ns/deployment/d: does not exist"
+    assert k8s_state.k8s_rollout_problem({"item": item, "rc": 1, "stdout": "", "stderr": "refused\n"}) == (
+        "ns/deployment/d: refused")
+    with pytest.raises(AnsibleFilterError):
+        k8s_state.k8s_rollout_problem("x")
+
+
+def test_condition_problem():
+    ready = {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+    not_ready = {"status": {"conditions": [{"type": "Ready", "status": "False", "message": "ACME unreachable"}]}}
+    assert k8s_state.k8s_condition_problem({"item": "ca", "rc": 0, "stdout": json.dumps(ready)}) == ""
+    assert k8s_state.k8s_condition_problem({"item": "le", "rc": 0, "stdout": json.dumps(not_ready)}) == (
+        "le: Ready=False ACME unreachable")
+    assert k8s_state.k8s_condition_problem({"item": "x", "rc": 0, "stdout": "{}"}) == "x: Ready=unknown"
+    assert k8s_state.k8s_condition_problem({"item": "x", "rc": 0, "stdout": ""}) == (
+        "x: not found (its manifest was not applied)")
+    assert k8s_state.k8s_condition_problem({"item": "x", "rc": 1, "stderr": "Unable to connect\n"}) == (
+        "x: Unable to connect")
+
+
 def test_filters_registered():
-    assert set(k8s_state.FilterModule().filters()) == {"k8s_condition", "k8s_job_state", "k8s_workload_state"}
+    assert set(k8s_state.FilterModule().filters()) == {"k8s_condition", "k8s_job_state", "k8s_workload_state",
+                                                       "k8s_rollout_problem", "k8s_condition_problem"}
