@@ -493,6 +493,17 @@ def test_watch_stream_with_the_python_client(cluster):
     assert 1.5 < time.monotonic() - started < 5  # the server ends the stream after timeoutSeconds
 
 
+def test_watch_list_parameters_are_validated(cluster):
+    ns = cluster.namespace()
+    base = "/api/v1/namespaces/%s/configmaps?watch=true&sendInitialEvents=true" % ns
+    code, body, _ = cluster.raw("GET", base + "&allowWatchBookmarks=true")
+    assert (code, body["reason"]) == (422, "Invalid")
+    assert "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan" in body["message"]
+    code, body, _ = cluster.raw("GET", base + "&resourceVersionMatch=NotOlderThan")
+    assert (code, body["reason"]) == (422, "Invalid")
+    assert "allowWatchBookmarks needs to be set to true" in body["message"]
+
+
 def test_custom_resources_once_their_crd_exists(cluster):
     ns = cluster.namespace()
     result = cluster.kubectl("get", "helmcharts", "-n", ns)

@@ -21,6 +21,7 @@ Run alone:  python3 -m standin.kubeapi --port 6443 --cert C --key K --client-ca 
 """
 
 import argparse
+import bisect
 import copy
 import datetime
 import http.server
@@ -28,6 +29,7 @@ import json
 import os
 import random
 import re
+import signal
 import ssl
 import sys
 import threading
@@ -518,21 +520,21 @@ class Store:
 
     # -- types
     def resource(self, group, version, plural):
-        rt = self.types.get((group, version, plural))
+        with self.cond:
+            rt = self.types.get((group, version, plural))
         if rt is None:
             raise unknown_path()
         return rt
 
-    def by_kind(self, api_version, kind):
-        for rt in self.types.values():
-            if rt.api_version == api_version and rt.kind == kind:
-                return rt
-        return None
+    def type_list(self):
+        """A snapshot of the resource types (CRD writes change them while other requests read)."""
+        with self.cond:
+            return list(self.types.values())
 
     def groups(self):
         """{group: [versions]} in registration order (core group '' first)."""
         found = {}
-        for rt in self.types.values():
+        for rt in self.type_list():
             versions = found.setdefault(rt.group, [])
             if rt.version not in versions:
                 versions.append(rt.version)
@@ -1055,11 +1057,10 @@ class Store:
                     return
                 if not self.events or self.events[-1][0] <= seen:
                     self.cond.wait(min(remaining, 1.0))
-                for rv, kind, key3, obj in self.events:
-                    if rv > seen:
-                        seen = rv
-                        if wanted(key3, obj):
-                            batch.append({"type": kind, "object": self.view(rt, obj)})
+                for rv, kind, key3, obj in self.events[bisect.bisect_right(self.events, seen, key=lambda e: e[0]):]:
+                    seen = rv
+                    if wanted(key3, obj):
+                        batch.append({"type": kind, "object": self.view(rt, obj)})
             yield from batch
 
     def close(self):
@@ -1155,7 +1156,7 @@ class KubeAPI:
         match = re.match(r"^/(?:api/(v1)|apis/([^/]+)/([^/]+))$", path)
         if match:
             group, version = ("", "v1") if match.group(1) else (match.group(2), match.group(3))
-            types = [rt for (g, v, _p), rt in self.store.types.items() if (g, v) == (group, version)]
+            types = [rt for rt in self.store.type_list() if (rt.group, rt.version) == (group, version)]
             if not types:
                 return None
             resources = []
@@ -1187,7 +1188,7 @@ class KubeAPI:
             return None
         group, version = ("", "v1") if name == "api/v1" else tuple(name.split("/")[1:3])
         paths = {}
-        for rt in [rt for (g, v, _p), rt in self.store.types.items() if (g, v) == (group, version)]:
+        for rt in [rt for rt in self.store.type_list() if (rt.group, rt.version) == (group, version)]:
             item = "/%s/%s%s/{name}" % (name, "namespaces/{namespace}/" if rt.namespaced else "", rt.plural)
             paths[item] = {"patch": {
                 "x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": rt.kind},
@@ -1368,11 +1369,11 @@ def main(argv=None):
     api = KubeAPI(args.state)
     port = api.serve(args.host, args.port, args.cert, args.key, args.client_ca)
     sys.stderr.write("kubeapi stand-in serving on %s:%d\n" % (args.host, port))
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        api.shutdown()
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    done.wait()
+    api.shutdown()
     return 0
 
 
