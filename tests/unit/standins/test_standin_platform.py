@@ -424,11 +424,14 @@ def test_failing_chart_restarts_in_place_then_fails_past_backoff_limit(cluster):
     cluster.clock = start + 3600
     job, pod = helm_pods(cluster, "cert-manager")["items"]
     assert job["status"]["active"] == 1 and "conditions" not in job["status"]
-    # With spec.backOffLimit: 1 the Job fails after its second attempt and its pod is removed ...
-    cluster.write("cert-manager.yaml", HELMCHART.replace("createNamespace: true", "createNamespace: true\n  backOffLimit: 1"))
+    # With spec.backOffLimit: 2 the Job fails when its pod's restarts reach 2 and the pod is removed ...
+    cluster.write("cert-manager.yaml", HELMCHART.replace("createNamespace: true", "createNamespace: true\n  backOffLimit: 2"))
     cluster.scan()
     start = cluster.clock
-    cluster.clock = start + 2 + 10 + 2
+    cluster.clock = start + 2 + 10 + 2 + 20 - 0.5
+    job, pod = helm_pods(cluster, "cert-manager")["items"]
+    assert pod["status"]["containerStatuses"][0]["restartCount"] == 1 and job["spec"]["backoffLimit"] == 2
+    cluster.clock += 0.5
     (job,) = helm_pods(cluster, "cert-manager")["items"]
     assert [c["type"] for c in job["status"]["conditions"]] == ["FailureTarget", "Failed"]
     assert job["status"]["failed"] == 1

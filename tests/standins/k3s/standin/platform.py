@@ -529,12 +529,13 @@ def job_view(job, now):
         if now < end:
             return {"phase": "running", "restarts": attempt, "pod_state": "running",
                     "last_exit": 1 if attempt else None, "since": start}
-        if attempt >= job["backoff_limit"]:
-            return {"phase": "failed", "restarts": attempt, "pod_state": None, "last_exit": 1, "since": end}
         restart = end + min(CRASHLOOP_BACKOFF[0] * 2 ** attempt, CRASHLOOP_BACKOFF[1])
         if now < restart:
             return {"phase": "running", "restarts": attempt, "pod_state": "crashloop", "last_exit": 1,
                     "since": start}
+        # The job controller fails the Job once the restarts reach backoffLimit (> 0 when it is 0).
+        if attempt + 1 >= max(job["backoff_limit"], 1):
+            return {"phase": "failed", "restarts": attempt + 1, "pod_state": None, "last_exit": 1, "since": restart}
         attempt, begin = attempt + 1, restart
 
 
