@@ -535,6 +535,16 @@ def test_create_in_a_missing_namespace_is_not_found(cluster):
         cluster.core.create_namespaced_config_map("nowhere", {"metadata": {"name": "x"}})
     assert info.value.status == 404
     assert json.loads(info.value.body)["message"] == 'namespaces "nowhere" not found'
+    ns = cluster.namespace()
+    path = "/api/v1/namespaces/%s/configmaps" % ns
+    code, body, _ = cluster.raw("POST", path, {"metadata": {"name": "Bad_Name"}})
+    assert (code, body["reason"], body["details"]["causes"][0]["field"]) == (422, "Invalid", "metadata.name")
+    code, body, _ = cluster.raw("POST", path, {"metadata": {"name": "ok", "labels": {"a": "not valid"}}})
+    assert (code, body["reason"]) == (422, "Invalid")
+    code, body, _ = cluster.raw("POST", path, {"apiVersion": "v2", "kind": "ConfigMap", "metadata": {"name": "ok"}})
+    assert (code, body["reason"]) == (400, "BadRequest")
+    code, body, _ = cluster.raw("POST", path, {"metadata": {"generateName": "gen-"}})
+    assert code == 201 and len(body["metadata"]["name"]) == len("gen-") + 5
 
 
 # --------------------------------------------------------------------------- no server

@@ -478,6 +478,7 @@ def _jp_remove(doc, parts):
 
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 LABEL_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+LABEL_VALUE_RE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # apiserver/pkg/storage/names/generate.go
 
 
@@ -597,24 +598,23 @@ class Store:
                            {"name": namespace, "kind": "namespaces"})
 
     def _validate_meta(self, rt, obj):
+        """Name and label checks of apimachinery/pkg/api/validation/objectmeta.go (422 Invalid)."""
         name = obj["metadata"].get("name", "")
+        label_only = rt.plural in ("namespaces", "services")  # DNS-1123 label names, others subdomains
         causes = []
         if not name:
             causes.append(("metadata.name", "Required value: name or generateName is required"))
-        elif rt.plural in ("namespaces", "services") and not LABEL_NAME_RE.match(name) or len(name) > 253 \
-                or not NAME_RE.match(name):
+        elif len(name) > 253 or not (LABEL_NAME_RE if label_only else NAME_RE).match(name):
             causes.append(("metadata.name", 'Invalid value: "%s": a lowercase RFC 1123 %s must consist of lower '
                            "case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric "
-                           "character" % (name, "label" if rt.plural in ("namespaces", "services") else "subdomain")))
+                           "character" % (name, "label" if label_only else "subdomain")))
         for field in ("labels", "annotations"):
-            for k, v in (obj["metadata"].get(field) or {}).items():
-                if not isinstance(v, str):
-                    causes.append(("metadata.%s" % field, "Invalid value: %r: must be a string" % (v,)))
-                if field == "labels" and (len(v or "") > 63 or (v and not re.match(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*"
-                                                                                      r"[A-Za-z0-9])?$", v))):
+            for value in (obj["metadata"].get(field) or {}).values():
+                if not isinstance(value, str):
+                    causes.append(("metadata.%s" % field, "Invalid value: %r: must be a string" % (value,)))
+                elif field == "labels" and value and (len(value) > 63 or not LABEL_VALUE_RE.match(value)):
                     causes.append(("metadata.labels", 'Invalid value: "%s": a valid label must be an empty string or '
-                                   "consist of alphanumeric characters, '-', '_' or '.'" % v))
-                del k
+                                   "consist of alphanumeric characters, '-', '_' or '.'" % value))
         if causes:
             raise invalid(rt, rt.kind, name, causes)
 
@@ -622,12 +622,13 @@ class Store:
         if not isinstance(body, dict):
             raise bad_request("the body of the request is not a JSON object")
         api_version, kind = body.get("apiVersion"), body.get("kind")
-        if (api_version and api_version.split("/")[0] != (rt.group or "v1") and api_version != rt.api_version) \
-                or (kind and kind != rt.kind):
-            raise bad_request("the API version in the data (%s) does not match the expected API version (%s)"
-                              % (api_version, rt.api_version) if kind == rt.kind else
-                              "%s in version \"%s\" cannot be handled as a %s: no kind \"%s\" is registered"
+        if kind and kind != rt.kind:
+            raise bad_request('%s in version "%s" cannot be handled as a %s: no kind "%s" is registered'
                               % (kind, rt.version, rt.kind, kind))
+        served = {t.api_version for t in self.type_list() if (t.group, t.plural) == (rt.group, rt.plural)}
+        if api_version and api_version not in served:
+            raise bad_request("the API version in the data (%s) does not match the expected API version (%s)"
+                              % (api_version, rt.api_version))
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
