@@ -419,6 +419,12 @@ def test_failing_chart_restarts_in_place_then_fails_past_backoff_limit(cluster):
         container = pod["status"]["containerStatuses"][0]
         assert (container["restartCount"], list(container["state"])) == (restarts, [state]), offset
         assert container["lastState"] == {"terminated": {"exitCode": 1, "reason": "Error"}}
+    # The third attempt is running: its log has just begun; --previous shows the failed one.
+    rc, out, _err = cluster.run("-n", "kube-system", "logs", "job/helm-install-cert-manager")
+    assert out == "helm-install: chart cert-manager (stand-in helm-controller)\n"
+    rc, out, _err = cluster.run("-n", "kube-system", "logs", "job/helm-install-cert-manager", "--previous")
+    assert out.splitlines()[-1] == "Error: INSTALLATION FAILED: chart repo unreachable"
+    cluster.clock = start + 37  # waiting in CrashLoopBackOff: the last terminated container's log
     rc, out, _err = cluster.run("-n", "kube-system", "logs", "job/helm-install-cert-manager")
     assert out.splitlines()[-1] == "Error: INSTALLATION FAILED: chart repo unreachable"
     cluster.clock = start + 3600
@@ -446,6 +452,8 @@ def test_workloads_roll_out_over_time(cluster):
     assert job_uid(cluster, "cert-manager") == ""  # K3S's first scan
     cluster.write("cert-manager.yaml", HELMCHART)
     cluster.scan()
+    rc, _out, err = cluster.run("-n", "kube-system", "logs", "job/helm-install-cert-manager", "-p")
+    assert rc == 1 and 'previous terminated container "helm" in pod "helm-install-cert-manager-' in err
     cluster.clock += 2  # the job completes; the workloads start rolling out
     rc, out, _err = cluster.run("-n", "cert-manager", "get", "deployment", "cert-manager", "-o", "json")
     deployment = json.loads(out)

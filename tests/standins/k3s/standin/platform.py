@@ -639,7 +639,7 @@ def rollout_message(obj):
 def parse_args(args):
     """(positional args, options) of a kubectl command line."""
     opts = {"namespace": "default", "output": "", "ignore_not_found": False, "timeout": None,
-            "overwrite": False, "tail": -1, "for": "", "selector": ""}
+            "overwrite": False, "tail": -1, "for": "", "selector": "", "previous": False}
     words = []
     index = 0
     while index < len(args):
@@ -667,6 +667,8 @@ def parse_args(args):
             opts["ignore_not_found"] = value in (None, "true")
         elif arg == "--overwrite":
             opts["overwrite"] = value in (None, "true")
+        elif arg in ("-p", "--previous"):
+            opts["previous"] = value in (None, "true")
         elif arg.startswith("-"):
             raise KubectlError("the K3S stand-in does not implement the kubectl flag %s" % arg)
         else:
@@ -919,10 +921,16 @@ def cmd_logs(platform, words, opts):
         raise KubectlError('error: error from server (NotFound): jobs.batch "%s" not found in namespace "%s"'
                            % (name, opts["namespace"]))
     # The log of the running attempt, or of the last one that ended (the kubelet serves the
-    # previous container's log while the pod waits in CrashLoopBackOff).
+    # previous container's log while the pod waits in CrashLoopBackOff); --previous: the last
+    # failed attempt's (kubelet_pods.go validateContainerLogStatus).
     view = job_view(job, platform.now())
-    log = job["log"] if view["phase"] != "running" or view["restarts"] or view["pod_state"] == "crashloop" \
-        else job["log"][:1]
+    if opts["previous"]:
+        if not view["last_exit"]:
+            raise KubectlError('Error from server (BadRequest): previous terminated container "helm" in pod "%s" not found'
+                               % job.get("pod", name))
+        log = job["log"]
+    else:
+        log = job["log"][:1] if view["pod_state"] == "running" else job["log"]
     lines = log if opts["tail"] < 0 else log[-opts["tail"]:] if opts["tail"] else []
     return "".join(line + "\n" for line in lines)
 
