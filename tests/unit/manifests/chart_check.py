@@ -206,6 +206,45 @@ def schema_errors(chart: str, version: str, values: dict[str, Any]) -> list[str]
             for e in cls(schema).iter_errors(merged)]
 
 
+@functools.lru_cache(maxsize=None)
+def questions(chart: str, version: str) -> dict[str, dict[str, Any]]:
+    """variable path -> question of the chart's questions.yaml (Rancher's form for the chart: type
+    int/boolean/string/enum..., enum options), {} when the chart has none."""
+    path = chart_dir(chart, version) / "questions.yaml"
+    if not path.is_file():
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+
+    def walk(items: list[dict[str, Any]]) -> None:
+        for item in items or []:
+            out[item["variable"]] = item
+            walk(item.get("subquestions", []))
+    walk((yaml.safe_load(path.read_text()) or {}).get("questions", []))
+    return out
+
+
+def question_errors(chart: str, version: str, values: dict[str, Any]) -> list[str]:
+    """Values that do not fit the type or the options the chart's questions.yaml gives them."""
+    errors = []
+    types = {"int": (int,), "boolean": (bool,), "string": (str,), "password": (str,)}
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{path}.{key}" if path else str(key))
+            return
+        question = questions(chart, version).get(path)
+        if question is None:
+            return
+        kind = question.get("type")
+        if kind == "enum" and node not in question.get("options", []):
+            errors.append(f"{path}: {node!r} is not one of {question.get('options')}")
+        elif kind in types and (not isinstance(node, types[kind]) or (kind == "int" and isinstance(node, bool))):
+            errors.append(f"{path}: {node!r} is not of type {kind}")
+    walk(values, "")
+    return errors
+
+
 def image_tags(values: Any, path: str = "") -> Iterator[tuple[str, str]]:
     """(path, tag) of every non-empty image tag set in values (`image: {tag: ...}`)."""
     if isinstance(values, dict):

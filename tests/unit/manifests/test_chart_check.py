@@ -42,6 +42,14 @@ def test_schema_errors():
     assert chart_check.schema_errors("longhorn", "1.12.1", {}) is None  # no schema in that chart
 
 
+def test_question_errors():
+    good = {"persistence": {"defaultClass": True, "defaultClassReplicaCount": 3, "reclaimPolicy": "Retain"}}
+    assert chart_check.question_errors("longhorn", "1.12.1", good) == []
+    bad = {"persistence": {"defaultClassReplicaCount": "3", "reclaimPolicy": "Recycle", "defaultClass": 1}}
+    errors = chart_check.question_errors("longhorn", "1.12.1", bad)
+    assert len(errors) == 3, errors
+
+
 def test_merge_is_helms_coalescing():
     assert chart_check.merge({"a": {"b": 1, "c": 2}, "d": [1]}, {"a": {"b": 3}, "d": [2]}) == {"a": {"b": 3, "c": 2}, "d": [2]}
 

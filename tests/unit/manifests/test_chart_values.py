@@ -118,6 +118,18 @@ def test_values_pass_the_chart_schema(rendered, scenario):
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
+def test_values_fit_the_chart_questions(rendered, scenario):
+    """Longhorn has no values.schema.json; its questions.yaml gives each value's type and choices."""
+    problems, checked = [], 0
+    for name, chart, version, values in rendered_charts(rendered, scenario):
+        if chart_check.questions(chart, version):
+            checked += 1
+            problems += [f"{name} ({chart} {version}): {e}" for e in chart_check.question_errors(chart, version, values)]
+    assert not problems, "\n".join(problems)
+    assert checked == 1  # longhorn
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
 def test_no_image_tag_override_across_minors(rendered, scenario):
     problems = []
     for name, chart, version, values in rendered_charts(rendered, scenario):
