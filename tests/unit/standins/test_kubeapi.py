@@ -128,7 +128,7 @@ def test_discovery_lists_kinds_and_the_eviction_subresource(cluster):
     for name in ("pods", "nodes", "deployments.apps", "jobs.batch", "poddisruptionbudgets.policy",
                  "storageclasses.storage.k8s.io", "customresourcedefinitions.apiextensions.k8s.io"):
         assert name in names
-    code, body, _ = cluster.raw("GET", "/api/v1")
+    code, body, _headers = cluster.raw("GET", "/api/v1")
     assert code == 200
     eviction = [r for r in body["resources"] if r["name"] == "pods/eviction"]
     assert eviction == [{"name": "pods/eviction", "singularName": "", "namespaced": True, "group": "policy",
@@ -136,7 +136,7 @@ def test_discovery_lists_kinds_and_the_eviction_subresource(cluster):
 
 
 def test_requests_without_a_client_certificate_are_401(cluster):
-    code, body, _ = cluster.raw("GET", "/api/v1/namespaces", cert=False)
+    code, body, _headers = cluster.raw("GET", "/api/v1/namespaces", cert=False)
     assert code == 401
     assert body["kind"] == "Status" and body["reason"] == "Unauthorized"
     result = cluster.kubectl("get", "--raw", "/readyz")
@@ -315,6 +315,8 @@ def test_cordon_and_uncordon(cluster):
     result = cluster.kubectl("uncordon", "cord-n1")
     assert result.stdout.strip() == "node/cord-n1 uncordoned"
     assert cluster.core.read_node("cord-n1").spec.unschedulable is None
+    code, body, _headers = cluster.raw("GET", "/api/v1/nodes/cord-n1")
+    assert body["spec"] == {}  # a Go struct: encoded even when empty (kubernetes.core k8s_drain reads it)
     result = cluster.kubectl("cordon", "no-such-node")
     assert result.returncode == 1 and 'nodes "no-such-node" not found' in result.stderr
 
@@ -324,11 +326,12 @@ def test_drain_retries_while_a_pdb_blocks_then_evicts(cluster):
     make_node(cluster, "drain-n1")
     for name in ("web-a", "web-b"):
         make_pod(cluster, ns, name, "drain-n1", {"app": "web"})
+    template = {"metadata": {"labels": {"app": "agent"}}, "spec": {"containers": [{"name": "c", "image": "n"}]}}
     agent = cluster.apps.create_namespaced_daemon_set(ns, {"metadata": {"name": "agent"}, "spec": {
-        "selector": {"matchLabels": {"app": "agent"}}, "template": {"metadata": {"labels": {"app": "agent"}},
-                                                                   "spec": {"containers": [{"name": "c", "image": "n"}]}}}})
-    cluster.core.create_namespaced_pod(ns, {"metadata": {"name": "agent-x", "labels": {"app": "agent"}, "ownerReferences": [
-        {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "agent", "uid": agent.metadata.uid, "controller": True}]},
+        "selector": {"matchLabels": {"app": "agent"}}, "template": template}})
+    owner = {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "agent", "uid": agent.metadata.uid, "controller": True}
+    cluster.core.create_namespaced_pod(ns, {
+        "metadata": {"name": "agent-x", "labels": {"app": "agent"}, "ownerReferences": [owner]},
         "spec": {"nodeName": "drain-n1", "containers": [{"name": "c", "image": "n"}]}})
     cluster.policy.create_namespaced_pod_disruption_budget(ns, {"metadata": {"name": "web"}, "spec": {
         "minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}})
@@ -374,13 +377,13 @@ def test_eviction_429_status_body_and_terminal_pods(cluster):
                     "reason": "TooManyRequests", "code": 429, "details": {"causes": [{
                         "reason": "DisruptionBudget",
                         "message": "The disruption budget g needs 1 healthy pods and has 1 currently"}]}}
-    code, body, _ = cluster.raw("POST", path, dict(eviction, metadata={"name": "other"}))
+    code, body, _headers = cluster.raw("POST", path, dict(eviction, metadata={"name": "other"}))
     assert (code, body["message"]) == (400, "name in URL does not match name in Eviction object")
     cluster.core.patch_namespaced_pod_status("guarded", ns, {"status": {"phase": "Succeeded"}})
-    code, body, _ = cluster.raw("POST", path, eviction)  # a terminal pod is deleted whatever the PDB says
+    code, body, _headers = cluster.raw("POST", path, eviction)  # a terminal pod is deleted whatever the PDB says
     assert (code, body) == (201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                   "code": 201})
-    code, body, _ = cluster.raw("POST", path, eviction)
+    code, body, _headers = cluster.raw("POST", path, eviction)
     assert (code, body["reason"]) == (404, "NotFound")
 
 
@@ -496,10 +499,10 @@ def test_watch_stream_with_the_python_client(cluster):
 def test_watch_list_parameters_are_validated(cluster):
     ns = cluster.namespace()
     base = "/api/v1/namespaces/%s/configmaps?watch=true&sendInitialEvents=true" % ns
-    code, body, _ = cluster.raw("GET", base + "&allowWatchBookmarks=true")
+    code, body, _headers = cluster.raw("GET", base + "&allowWatchBookmarks=true")
     assert (code, body["reason"]) == (422, "Invalid")
     assert "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan" in body["message"]
-    code, body, _ = cluster.raw("GET", base + "&resourceVersionMatch=NotOlderThan")
+    code, body, _headers = cluster.raw("GET", base + "&resourceVersionMatch=NotOlderThan")
     assert (code, body["reason"]) == (422, "Invalid")
     assert "allowWatchBookmarks needs to be set to true" in body["message"]
 
@@ -537,13 +540,13 @@ def test_create_in_a_missing_namespace_is_not_found(cluster):
     assert json.loads(info.value.body)["message"] == 'namespaces "nowhere" not found'
     ns = cluster.namespace()
     path = "/api/v1/namespaces/%s/configmaps" % ns
-    code, body, _ = cluster.raw("POST", path, {"metadata": {"name": "Bad_Name"}})
+    code, body, _headers = cluster.raw("POST", path, {"metadata": {"name": "Bad_Name"}})
     assert (code, body["reason"], body["details"]["causes"][0]["field"]) == (422, "Invalid", "metadata.name")
-    code, body, _ = cluster.raw("POST", path, {"metadata": {"name": "ok", "labels": {"a": "not valid"}}})
+    code, body, _headers = cluster.raw("POST", path, {"metadata": {"name": "ok", "labels": {"a": "not valid"}}})
     assert (code, body["reason"]) == (422, "Invalid")
-    code, body, _ = cluster.raw("POST", path, {"apiVersion": "v2", "kind": "ConfigMap", "metadata": {"name": "ok"}})
+    code, body, _headers = cluster.raw("POST", path, {"apiVersion": "v2", "kind": "ConfigMap", "metadata": {"name": "ok"}})
     assert (code, body["reason"]) == (400, "BadRequest")
-    code, body, _ = cluster.raw("POST", path, {"metadata": {"generateName": "gen-"}})
+    code, body, _headers = cluster.raw("POST", path, {"metadata": {"generateName": "gen-"}})
     assert code == 201 and len(body["metadata"]["name"]) == len("gen-") + 5
 
 

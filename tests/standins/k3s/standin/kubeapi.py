@@ -127,6 +127,10 @@ STATUS_REQUIRED = {
     "poddisruptionbudgets": {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0},
     "services": {"loadBalancer": {}},
 }
+# Built-in kinds whose spec is a struct (not a pointer) in k8s.io/api: always encoded, `{}` when empty
+# (kubernetes.core k8s_drain reads node.spec.unschedulable and fails on a Node without spec).
+HAS_SPEC = {"namespaces", "nodes", "pods", "services", "persistentvolumeclaims", "deployments", "daemonsets",
+            "statefulsets", "replicasets", "jobs", "poddisruptionbudgets", "customresourcedefinitions"}
 # Registries with ReturnDeletedObject: true (pkg/registry/core/pod/storage/storage.go and the
 # storage.go of the others, v1.34.1): DELETE answers with the object, others with a Status.
 RETURNS_DELETED = {"pods", "services", "serviceaccounts", "storageclasses", "persistentvolumeclaims"}
@@ -643,8 +647,11 @@ class Store:
         for field in ("labels", "annotations", "finalizers", "ownerReferences", "managedFields"):
             if field in meta and not meta[field]:  # ObjectMeta's omitempty maps and slices
                 del meta[field]
-        if rt.plural in STATUS_REQUIRED and isinstance(obj.get("status"), dict):
-            obj["status"] = dict(STATUS_REQUIRED[rt.plural], **obj["status"])
+        if rt.plural in HAS_SPEC:  # a Go struct field: encoded even when empty
+            obj.setdefault("spec", {})
+        if rt.status and not rt.custom:
+            status = obj.get("status") if isinstance(obj.get("status"), dict) else {}
+            obj["status"] = dict(STATUS_REQUIRED.get(rt.plural, {}), **status)
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
         return obj
 
@@ -678,7 +685,7 @@ class Store:
             obj = self._decode(rt, body, namespace)
             meta = obj["metadata"]
             if not meta.get("name") and meta.get("generateName"):
-                meta["name"] = meta["generateName"] + "".join(random.choice(GENERATE_CHARS) for _ in range(5))
+                meta["name"] = meta["generateName"] + "".join(random.choices(GENERATE_CHARS, k=5))
             if meta.get("resourceVersion"):
                 raise bad_request("resourceVersion should not be set on objects to be created")
             self._validate_meta(rt, obj)
