@@ -4,8 +4,11 @@
 #   lab.sh down    stop the VMs, remove overlays and the generated hosts file
 #   lab.sh status  VMs and where the kubeconfig / Argo CD are
 # Env: LAB_MIRROR=1 also serves $LAB_MIRROR_ROOT (default ~/.cache/dictamesh-vmlab/mirror) to the
-# VMs as vmlab_mirror_url; LAB_KEEP=1 keeps the VMs when site.yml fails (default: removed);
-# LAB_SERVERS / LAB_AGENTS change the shape; ANSIBLE_ARGS are passed to ansible-playbook.
+# VMs as vmlab_mirror_url; LAB_STANDIN=1 (a try-out, not K3S) fills that mirror with the K3S test
+# stand-in and runs playbooks/k3s_cluster.yml only; LAB_PLAYBOOK picks the playbook (default
+# site.yml); LAB_KEEP=1 keeps the VMs when the playbook fails (default: removed); LAB_SERVERS /
+# LAB_AGENTS change the shape; ANSIBLE_ARGS are passed to ansible-playbook. Before any VM boots,
+# `vmlab.py lab-check` checks that the VMs will find K3S (LAB_SKIP_CHECK=1 skips it).
 # VMLAB_* variables: see docs/lab.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -33,13 +36,21 @@ cleanup_on_failure() {
 
 case "${1:-up}" in
   up)
+    start=$(date +%s)
+    if [ "${LAB_STANDIN:-0}" = "1" ]; then
+      export LAB_MIRROR=1
+      playbook=${LAB_PLAYBOOK:-playbooks/k3s_cluster.yml}
+    else
+      playbook=${LAB_PLAYBOOK:-site.yml}
+    fi
+    # Nothing is booted or removed yet: a refusal here leaves a running lab alone.
+    "${VMLAB[@]}" lab-check
     trap cleanup_on_failure EXIT
     trap 'exit 130' INT TERM
-    start=$(date +%s)
     "${VMLAB[@]}" lab --servers "${LAB_SERVERS:-1}" --agents "${LAB_AGENTS:-2}"
-    echo "lab: ansible-playbook site.yml -i inventories/lab"
+    echo "lab: ansible-playbook $playbook -i inventories/lab"
     # shellcheck disable=SC2086
-    "$PLAYBOOK" site.yml -i inventories/lab ${ANSIBLE_ARGS:-}
+    "$PLAYBOOK" "$playbook" -i inventories/lab ${ANSIBLE_ARGS:-}
     echo "lab: done in $(( $(date +%s) - start )) s. Remove the VMs with: make lab-down"
     "${VMLAB[@]}" lab-info
     ;;

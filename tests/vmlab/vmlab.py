@@ -26,6 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -669,6 +672,8 @@ def up(opts: UpOptions) -> dict[str, Any]:
     started = time.monotonic()
     try:
         extra = start_mirror(opts)
+        if extra:
+            meta["mirror_vm_url"] = extra["vmlab_mirror_url"]
         for host in opts.hosts:
             start_vm(image, host, opts.hosts, state, kvm, opts.memory)
         log(f"booting {len(opts.hosts)} VM(s) with {meta['accel']}, segment {SEGMENT} "
@@ -783,12 +788,146 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- lab pre-flight
+UPSTREAM_K3S = "https://github.com/k3s-io/k3s/releases/download"
+LAB_CLUSTER_VARS = REPO_ROOT / "inventories" / "lab" / "group_vars" / "all" / "cluster.yml"
+K3S_STANDIN_BUILDER = REPO_ROOT / "tests" / "standins" / "k3s" / "build_mirror.py"
+PROBE_TIMEOUT = float(os.environ.get("LAB_PROBE_TIMEOUT", "8"))
+OFFLINE_HELP = (
+    "Without internet the lab needs one of:\n"
+    "  - a mirror holding the release: LAB_MIRROR=1 serves LAB_MIRROR_ROOT={root} to the VMs as\n"
+    "    cluster_k3s_download_base_url; copy the release's k3s and sha256sum-amd64.txt there:\n"
+    "      mkdir -p {root}/{version} && cp k3s sha256sum-amd64.txt {root}/{version}/\n"
+    "    then: make lab LAB_MIRROR=1\n"
+    "  - an air-gapped bundle on this machine: cluster_k3s_airgap_dir in {vars} (docs/airgap.md)\n"
+    "  - a try-out against the K3S TEST STAND-IN (not K3S: tests/standins/k3s, the cluster stage only):\n"
+    "      make lab LAB_STANDIN=1\n"
+    "A real K3S offline also needs its images (cluster_k3s_airgap_images) and the platform's charts and\n"
+    "images (platform_chart_archives_dir, a registry mirror in cluster_registries): docs/lab.md."
+)
+
+
+def lab_cluster_settings(path: Path = LAB_CLUSTER_VARS) -> dict[str, str]:
+    """Top-level scalar cluster_k3s_* values of the lab's cluster.yml (raw, untemplated)."""
+    found: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key in ("cluster_k3s_version", "cluster_k3s_download_base_url", "cluster_k3s_airgap_dir"):
+            value = value.split(" #", 1)[0].strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            found[key] = value
+    return found
+
+
+def effective_base_url(raw: str, mirror_on: bool) -> str | None:
+    """The URL the VMs will download K3S from; None when it is the lab's mirror."""
+    if "vmlab_mirror_url" in raw:
+        if mirror_on:
+            return None
+        default = raw.split("default(", 1)[1] if "default(" in raw else ""
+        quoted = [part for part in default.split("'")[1::2] if part] or [UPSTREAM_K3S]
+        return quoted[0]
+    if "{{" in raw:
+        raise VmlabError(f"cluster_k3s_download_base_url in {LAB_CLUSTER_VARS} is a template this check "
+                         f"cannot follow ({raw}); LAB_SKIP_CHECK=1 skips the check")
+    return raw or UPSTREAM_K3S
+
+
+def release_problem(directory: Path) -> str:
+    """'' when directory holds k3s and a sha256sum-amd64.txt that lists it, else what is missing."""
+    checksums = directory / "sha256sum-amd64.txt"
+    if not (directory / "k3s").is_file():
+        return f"{directory}/k3s is missing"
+    if not checksums.is_file():
+        return f"{checksums} is missing"
+    names = [line.split()[-1] for line in checksums.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return "" if "k3s" in names else f"{checksums} does not list k3s"
+
+
+def probe(url: str, timeout: float) -> str:
+    """'' when url answers 2xx to a GET (the checksum file is small), else the error."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="GET"), timeout=timeout) as response:
+            return "" if 200 <= response.status < 300 else f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        return str(getattr(exc, "reason", exc))
+
+
+def lab_preflight(settings: dict[str, str], mirror_root: Path | None, standin: bool,
+                  timeout: float = PROBE_TIMEOUT) -> list[str]:
+    """Check, before any VM boots, that the lab VMs will find K3S; return what to print.
+
+    Raises VmlabError (naming the inventory variables and the lab settings) when they will not.
+    With `standin`, fills the mirror with the K3S test stand-in first.
+    """
+    version = settings.get("cluster_k3s_version", "")
+    if not version or "{{" in version:
+        raise VmlabError(f"cluster_k3s_version in {LAB_CLUSTER_VARS} is {version!r}: expected a release "
+                         "such as v1.34.1+k3s1")
+    root = mirror_root or cache_dir() / "mirror"
+    help_text = OFFLINE_HELP.format(root=root, version=version, vars=LAB_CLUSTER_VARS.relative_to(REPO_ROOT))
+    airgap = settings.get("cluster_k3s_airgap_dir", "")
+    if airgap:
+        problem = release_problem(Path(airgap))
+        if problem:
+            raise VmlabError(f"cluster_k3s_airgap_dir ({airgap}) cannot serve K3S {version}: {problem}.\n"
+                             + help_text)
+        return [f"lab: K3S {version} from the air-gapped bundle cluster_k3s_airgap_dir={airgap}"]
+    if standin:
+        if mirror_root is None:
+            raise VmlabError("LAB_STANDIN=1 needs the lab's mirror (LAB_MIRROR=1)")
+        log(f"lab: filling {mirror_root} with the K3S test stand-in as {version}")
+        run([sys.executable, str(K3S_STANDIN_BUILDER), "--root", str(mirror_root), "--version", version])
+    url = effective_base_url(settings.get("cluster_k3s_download_base_url", ""), mirror_root is not None)
+    if url is None:
+        assert mirror_root is not None
+        problem = release_problem(mirror_root / version)
+        if problem:
+            raise VmlabError(f"LAB_MIRROR=1 serves LAB_MIRROR_ROOT={mirror_root} as cluster_k3s_download_base_url, "
+                             f"but it holds no K3S {version}: {problem}.\n" + help_text)
+        if standin:
+            return [f"lab: TRY-OUT: the mirror serves the K3S TEST STAND-IN as {version} "
+                    "(tests/standins/k3s: K3S's file layout, token and join rules, no containers). "
+                    "This is not a Kubernetes cluster."]
+        return [f"lab: K3S {version} from the lab mirror LAB_MIRROR_ROOT={mirror_root}"]
+    if mirror_root is not None:
+        raise VmlabError(f"LAB_MIRROR=1 is set but cluster_k3s_download_base_url ({url}) does not use "
+                         f"vmlab_mirror_url: the VMs would not use the mirror. Edit {LAB_CLUSTER_VARS}.")
+    checksum_url = f"{url.rstrip('/')}/{urllib.parse.quote(version, safe='')}/sha256sum-amd64.txt"
+    problem = probe(checksum_url, timeout)
+    if problem:
+        raise VmlabError(f"K3S {version} is not reachable from this machine (the VMs download through it): "
+                         f"{checksum_url}: {problem}. cluster_k3s_download_base_url is {url}.\n" + help_text)
+    return [f"lab: K3S {version} from {url}"]
+
+
+def lab_mirror_root() -> Path | None:
+    """The directory the lab's mirror serves; the stand-in gets its own, so a later LAB_MIRROR=1
+    never serves the stand-in as if it were K3S."""
+    if os.environ.get("LAB_STANDIN") == "1":
+        return Path(os.environ.get("LAB_MIRROR_ROOT") or cache_dir() / "standin-mirror")
+    if os.environ.get("LAB_MIRROR") == "1":
+        return Path(os.environ.get("LAB_MIRROR_ROOT") or cache_dir() / "mirror")
+    return None
+
+
+def cmd_lab_check(_args: argparse.Namespace) -> int:
+    if os.environ.get("LAB_SKIP_CHECK") == "1":
+        log("lab: LAB_SKIP_CHECK=1: not checking where K3S comes from")
+        return 0
+    started = time.monotonic()
+    lines = lab_preflight(lab_cluster_settings(), lab_mirror_root(), os.environ.get("LAB_STANDIN") == "1")
+    print("\n".join(lines + [f"lab: pre-flight passed in {time.monotonic() - started:.1f} s"]))
+    return 0
+
+
 def cmd_lab(args: argparse.Namespace) -> int:
     state = lab_state()
     hosts_file = Path(args.hosts_file)
-    mirror_root = None
-    if os.environ.get("LAB_MIRROR") == "1":
-        mirror_root = Path(os.environ.get("LAB_MIRROR_ROOT") or cache_dir() / "mirror")
+    mirror_root = lab_mirror_root()
     down(state)
     opts = UpOptions(state=state, hosts=hosts_from_counts("lab", args.servers, args.agents),
                      mirror_root=mirror_root, hosts_file=hosts_file)
@@ -796,17 +935,38 @@ def cmd_lab(args: argparse.Namespace) -> int:
     print(f"lab: {len(opts.hosts)} VMs up ({meta['accel']}, {meta['boot_seconds']} s); "
           f"inventory written to {hosts_file}")
     if mirror_root:
-        print(f"lab: artifact mirror serving {mirror_root} to the VMs as "
-              f"{{{{ vmlab_mirror_url }}}} (see {hosts_file})")
+        print(f"lab: artifact mirror serving {mirror_root} to the VMs at {meta.get('mirror_vm_url')} "
+              f"(vmlab_mirror_url in {hosts_file})")
     print("lab: next: ansible-playbook site.yml -i inventories/lab   "
           "(remove the VMs with: make lab-down)")
     return 0
 
 
+LAB_GENERATED_SECRETS = (REPO_ROOT / "inventories" / "lab" / ".secrets",   # the password lookups' files
+                         REPO_ROOT / "inventories" / "lab" / ".token",      # older layout
+                         REPO_ROOT / ".kube" / "lab.yaml")                  # the lab's admin kubeconfig
+
+
+def remove_lab_secrets(paths: Sequence[Path] = LAB_GENERATED_SECRETS) -> list[Path]:
+    """Remove the lab's generated secrets (token, Argo CD password) and kubeconfig; return what was there."""
+    removed = []
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+        else:
+            continue
+        removed.append(path)
+    return removed
+
+
 def cmd_lab_down(args: argparse.Namespace) -> int:
     stopped = down(lab_state())
     Path(args.hosts_file).unlink(missing_ok=True)
-    log(f"lab: stopped {stopped} VM(s)")
+    removed = remove_lab_secrets()
+    log(f"lab: stopped {stopped} VM(s)"
+        + (f"; removed {', '.join(str(p.relative_to(REPO_ROOT)) for p in removed)}" if removed else ""))
     return 0
 
 
@@ -886,7 +1046,9 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("lab-info", help="where the lab's kubeconfig, Argo CD and VMs are")
     info.add_argument("--inventory", default=str(REPO_ROOT / "inventories" / "lab"))
     info.set_defaults(func=cmd_lab_info)
-    labd = sub.add_parser("lab-down", help="stop the lab VMs and remove the generated hosts file")
+    check = sub.add_parser("lab-check", help="before booting: will the lab VMs find K3S? (seconds)")
+    check.set_defaults(func=cmd_lab_check)
+    labd = sub.add_parser("lab-down", help="stop the lab VMs; remove the generated hosts file, secrets, kubeconfig")
     labd.add_argument("--hosts-file", default=default_hosts)
     labd.set_defaults(func=cmd_lab_down)
     return parser

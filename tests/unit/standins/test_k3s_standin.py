@@ -5,6 +5,7 @@ K3S_STANDIN_ROOT pointing at a temp dir, and checks a rule K3S enforces.
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
@@ -32,6 +33,7 @@ from standin import core as k3s_standin  # noqa: E402
 
 # The processes run the same zipapp the mirror serves to the VMs.
 STANDIN = Path(tempfile.mkdtemp(prefix="k3s-standin-")) / "k3s"
+atexit.register(shutil.rmtree, STANDIN.parent, ignore_errors=True)
 STANDIN.write_bytes(build_mirror.standin_for(build_mirror.DEFAULT_VERSION))
 
 TOKEN = "s3cret-cluster-token"

@@ -2,9 +2,11 @@
 per-node versions and fault injection, with real stand-in processes on 127.0.0.1 under temp roots."""
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,6 +26,7 @@ import build_mirror  # noqa: E402
 
 OLD, NEW = "v1.33.5+k3s1", "v1.34.1+k3s1"
 BUILDS = Path(tempfile.mkdtemp(prefix="k3s-standin-day2-"))
+atexit.register(shutil.rmtree, BUILDS, ignore_errors=True)
 BINARIES = {}
 for _version in (OLD, NEW):
     BINARIES[_version] = BUILDS / _version / "k3s"
