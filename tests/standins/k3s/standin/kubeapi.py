@@ -1102,17 +1102,19 @@ class KubeAPI:
         context.load_verify_locations(client_ca)
         context.verify_mode = ssl.CERT_OPTIONAL
         context.set_alpn_protocols(["http/1.1"])  # no HTTP/2: Go clients fall back to HTTP/1.1
-        api = self
-
-        class Handler(BaseHandler):
-            def api(self):
-                return api
-        httpd = http.server.ThreadingHTTPServer((host, port), Handler)
+        httpd = http.server.ThreadingHTTPServer((host, port), self.handler_class())
         httpd.daemon_threads = True
         httpd.socket = context.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
         self.httpd = httpd
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         return httpd.server_address[1]
+
+    def handler_class(self, base=None):
+        """A handler class bound to this server. An embedder (core.py) passes its own subclass of
+        BaseHandler whose do_GET/do_POST answer their own paths first and call
+        `self.api().handle(self)` (or BaseHandler._dispatch) for the rest."""
+        api = self
+        return type("BoundKubeAPIHandler", (base or BaseHandler,), {"api": lambda _handler: api})
 
     def shutdown(self):
         self.stop.set()
