@@ -36,12 +36,21 @@ def test_join_order(host: testinfra.host.Host) -> None:
     meta = nodes(host)
     assert set(meta) == set(servers)
     notes = {name: m["annotations"] for name, m in meta.items()}
-    assert [notes[s]["k3s.standin/join-seq"] for s in servers] == ["1", "2", "3"]
-    assert notes[servers[0]]["k3s.standin/mode"] == "cluster-init"
+    # the original servers in inventory order; after the rebuild the first server's old member and
+    # Node were removed and it joined again as a new member (the last join)
+    original = servers[1:] if rebuilt() else servers
+    assert [notes[s]["k3s.standin/join-seq"] for s in original] == ["2", "3"] if rebuilt() else ["1", "2", "3"]
+    if rebuilt():
+        assert notes[servers[0]]["k3s.standin/join-seq"] == "4"
+        assert notes[servers[0]]["k3s.standin/mode"] == "join"
+        assert notes[servers[0]]["k3s.standin/joined-via"] in servers[1:]
+    else:
+        assert notes[servers[0]]["k3s.standin/mode"] == "cluster-init"
     for server in servers[1:]:
         assert notes[server]["k3s.standin/mode"] == "join"
         assert notes[server]["k3s.standin/joined-via"] == servers[0]
-    times = [float(notes[s]["k3s.standin/joined-at"]) for s in servers]
+    order = servers[1:] + servers[:1] if rebuilt() else servers
+    times = [float(notes[s]["k3s.standin/joined-at"]) for s in order]
     assert times == sorted(times)
     assert len({n["k3s.standin/cluster-id"] for n in notes.values()}) == 1
     for server in servers:
@@ -53,11 +62,26 @@ def test_each_server_joined_after_previous_was_up(host: testinfra.host.Host) -> 
     variables = host.ansible.get_variables()
     servers = variables["groups"]["k3s_servers"]
     index = servers.index(variables["inventory_hostname"])
-    if index == 0:
-        return
+    if index == 0 or (index == 1 and rebuilt()):
+        return  # the rebuilt first server joined again after the others
     joined = {name: float(m["annotations"]["k3s.standin/joined-at"]) for name, m in nodes(host).items()}
     own_start = float(host.file("/var/lib/rancher/k3s/standin-starts.log").content_string.split()[0])
     assert joined[servers[index - 1]] < joined[servers[index]] <= own_start
+
+
+def test_every_server_is_one_etcd_member(host: testinfra.host.Host) -> None:
+    """Each server's Node names its own etcd member (k3s-io/k3s: server/db/etcd/name, annotation
+    etcd.k3s.cattle.io/node-name); after the rebuild the first server is a new member, the old gone."""
+    variables = host.ansible.get_variables()
+    name = variables["inventory_hostname"]  # the node names are the inventory names (test_join_order)
+    own = host.file("/var/lib/rancher/k3s/server/db/etcd/name").content_string.strip()
+    meta = nodes(host)
+    members = {m["annotations"]["etcd.k3s.cattle.io/node-name"] for m in meta.values()}
+    assert len(members) == len(meta) == 3
+    assert meta[name]["annotations"]["etcd.k3s.cattle.io/node-name"] == own
+    marker = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "old-member-of-first-server"
+    if rebuilt() and variables["inventory_hostname"] == variables["groups"]["k3s_servers"][0]:
+        assert marker.read_text().strip() not in members | {own}
 
 
 def test_config_records_init_or_join(host: testinfra.host.Host) -> None:

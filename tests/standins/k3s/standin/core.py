@@ -1040,7 +1040,12 @@ def kubectl(args: list) -> int:
         return 0
     if args[:1] == ["get"] and len(args) in (2, 3) and args[1] in ("nodes", "node", "no"):
         path = "/api/v1/nodes" + ("/" + args[2] if len(args) == 3 else "")
-        result = api_get(path)
+        try:
+            result = api_get(path)
+        except StandinError as exc:
+            if len(args) == 3 and "(404)" in str(exc):  # as kubectl words it
+                raise StandinError('Error from server (NotFound): nodes "%s" not found' % args[2])
+            raise
         modules = extensions()  # e.g. day2: spec.unschedulable of cordoned nodes; None: a deleted node
         items = [item for item in (result["items"] if result.get("kind") == "NodeList" else [result])
                  if all(getattr(m, "decorate_node", lambda node: node)(item) is not None for m in modules)]
