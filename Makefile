@@ -71,10 +71,12 @@ molecule-all: deps venv  ## every molecule scenario (several hours under softwar
 
 test: deps venv lint sanity unit integration reliability syntax molecule  ## Every test tier (what CI runs)
 
-lab: deps venv  ## Boot 1 server + 2 agents as local VMs and run site.yml against them
+# make lab checks first (seconds, nothing booted) that the VMs will find K3S; offline: LAB_MIRROR=1 with a
+# filled mirror, or LAB_STANDIN=1 for a try-out on the K3S test stand-in (docs/lab.md "Without internet").
+lab: deps venv  ## Boot 1 server + 2 agents as local VMs and run site.yml against them (offline: docs/lab.md)
 	tests/vmlab/lab.sh up
 
-lab-down: venv  ## Remove the lab VMs
+lab-down: venv  ## Remove the lab VMs, hosts.yml, the lab's generated secrets and kubeconfig
 	tests/vmlab/lab.sh down
 
 # make bench BENCH="scale argocd_sync" runs some of: site upgrade scale argocd_sync (default: all).
