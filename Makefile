@@ -17,7 +17,7 @@ MOLECULE_SCENARIOS ?= default site upgrade nodes
 MOLECULE_ALL := smoke default ha site upgrade nodes restore
 PLAYBOOKS := site.yml $(wildcard playbooks/*.yml)
 
-.PHONY: help deps venv lint sanity unit integration reliability syntax molecule molecule-all test lab lab-down bench build clean
+.PHONY: help deps venv lint sanity unit integration reliability syntax molecule molecule-all test lab lab-down bench build docs ee clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -41,9 +41,10 @@ $(VENV)/.installed: requirements-dev.txt
 
 venv: $(VENV)/.installed .collections/ansible_collections/dictamesh/k3s_gitops  ## Python toolchain in .venv
 
-lint: venv  ## yamllint and ansible-lint (production profile)
+lint: venv  ## yamllint, ansible-lint (production profile), antsibull-docs lint of the plugin and role docs
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --profile production
+	$(BIN)/antsibull-docs lint-collection-docs --plugin-docs .
 
 sanity: venv  ## ansible-test sanity in a temporary ansible_collections tree
 	tests/sanity.sh
@@ -87,6 +88,23 @@ bench: deps venv  ## Benchmarks on the VM lab, podman containers and the Argo CD
 build: venv  ## Build the collection tarball into build/
 	mkdir -p build
 	$(BIN)/ansible-galaxy collection build --force --output-path build .
+
+# antsibull-docs wants its destination owned by the user and writable only by them. Offline, the
+# links into docs.ansible.com (intersphinx) stay unresolved: Sphinx warns, the site still builds.
+docs: venv  ## Documentation site (modules, filters, roles, docs/docsite guides) into build/docs/build/html
+	rm -rf build/docs && mkdir -p build/docs && chmod 755 build/docs
+	$(BIN)/antsibull-docs sphinx-init --use-current --dest-dir build/docs dictamesh.k3s_gitops
+	mkdir -p build/docs/rst && chmod og-w build/docs/rst
+	$(BIN)/antsibull-docs --config-file build/docs/antsibull-docs.cfg collection --use-current \
+	  --cleanup everything --dest-dir build/docs/rst dictamesh.k3s_gitops
+	$(BIN)/sphinx-build -M html build/docs/rst build/docs/build -c build/docs -q --keep-going
+	@echo "docs: build/docs/build/html/index.html"
+
+ee: venv  ## Execution environment build context in build/ee (then: podman build -t k3s-gitops-ee build/ee)
+	rm -rf build/ee-collection build/ee && mkdir -p build/ee-collection
+	$(BIN)/ansible-galaxy collection build --output-path build/ee-collection .
+	mv build/ee-collection/dictamesh-k3s_gitops-*.tar.gz build/ee-collection/dictamesh-k3s_gitops.tar.gz
+	$(BIN)/ansible-builder create -f meta/ee/execution-environment.yml -c build/ee --output-filename Containerfile
 
 clean:  ## Remove the venv and build outputs
 	rm -rf $(VENV) .collections build
