@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO / "tests/standins/k3s"))
 from standin import core, kubeapi  # noqa: E402
 
 KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
-HELMCHART_CRD = Path("/work/shared/reference/crds/k3s-helm-controller/helm.cattle.io_helmcharts.yaml")
+HELMCHART_CRD = REPO / "tests/schemas/helm.cattle.io_helmcharts.yaml"  # = reference/crds/k3s-helm-controller
 
 
 class Cluster:
