@@ -111,6 +111,14 @@ def make(tmp_path: Path) -> Iterator:
         node.stop()
 
 
+def wait_registered(server: Node, name: str, timeout: float = 20) -> None:
+    """Until `name` is registered (a loaded machine starts a stand-in process slowly)."""
+    deadline = time.monotonic() + timeout
+    while name not in server.nodes():
+        assert time.monotonic() < deadline, f"{name} did not register"
+        time.sleep(0.2)
+
+
 def etcd_server(make, name: str = "s1") -> Node:
     server = make(name)
     server.configure(cluster_init=True)
@@ -220,7 +228,7 @@ def test_new_binary_reports_its_version_and_fault_marker_blocks_only_that_versio
     agent = make("a1")
     agent.configure(server=f"https://127.0.0.1:{server.port}")
     agent.start("agent")
-    time.sleep(1)
+    wait_registered(server, "a1")
     assert {n: v["status"]["nodeInfo"]["kubeletVersion"] for n, v in server.nodes().items()} == {"s1": OLD, "a1": OLD}
     agent.stop()
     agent.data("standin-fail-start").write_text(NEW + "\n")
@@ -247,8 +255,7 @@ def test_cluster_reset_restores_snapshot(make) -> None:
     agent = make("a1")
     agent.configure(server=f"https://127.0.0.1:{server.port}")
     agent.start("agent")
-    time.sleep(1)
-    assert "a1" in server.nodes()
+    wait_registered(server, "a1")
     agent.stop()
     server.stop()
     (server.root / "etc/rancher/k3s/token").write_text("another-token\n")
@@ -269,7 +276,7 @@ def test_deleted_node_disappears_until_it_sends_a_heartbeat_again(make) -> None:
     agent = make("a1")
     agent.configure(server=f"https://127.0.0.1:{server.port}")
     agent.start("agent")
-    time.sleep(1)
+    wait_registered(server, "a1")
     agent.stop()
     time.sleep(1.1)  # heartbeat times have second resolution
     deleted = server.run("kubectl", "delete", "node", "a1")
