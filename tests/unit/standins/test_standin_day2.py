@@ -175,8 +175,9 @@ def test_snapshot_save_needs_the_running_local_server(make) -> None:
     server.stop()
     refused = server.run("etcd-snapshot", "save")
     assert refused.returncode == 1 and refused.stdout == ""
-    assert logged(refused.stderr) == [("fatal", f'Error: failed to get CA certs: Get \\"https://127.0.0.1:{server.port}'
-                                               f'/cacerts\\": dial tcp 127.0.0.1:{server.port}: connect: connection refused')]
+    expected = (f'Error: failed to get CA certs: Get \\"https://127.0.0.1:{server.port}/cacerts\\": '
+                f'dial tcp 127.0.0.1:{server.port}: connect: connection refused')
+    assert logged(refused.stderr) == [("fatal", expected)]
     assert not server.data("server/db/snapshots").exists()
     fresh = make("s2")
     fresh.configure(cluster_init=True)
