@@ -43,6 +43,20 @@ FINALIZER = "resources-finalizer.argocd.argoproj.io"
 COMMIT_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
+def bcrypt_matches(password: str, hashed: str) -> bool:
+    """bcrypt check (argocd-server: util/password, bcrypt.CompareHashAndPassword) through libxcrypt."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # pylint: disable=deprecated-module
+    return secrets.compare_digest(crypt.crypt(password, hashed) or "", hashed)
+
+
+def parse_rfc3339(text: str) -> int:
+    return int(datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp())
+
+
 def now_rfc3339() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -151,6 +165,9 @@ class Store:
         self.projects: Dict[str, Dict[str, Any]] = {}
         self.users = dict(users)
         self.tokens: Dict[str, str] = {t: "admin" for t in (static_tokens or [])}
+        self.token_issued: Dict[str, int] = {}  # token -> iat (JWT NumericDate: whole seconds)
+        # argocd-secret as argocd-server reads it: user -> {"hash": bcrypt, "mtime": epoch seconds}
+        self.accounts: Dict[str, Dict[str, Any]] = {}
         self.login_failures: Dict[str, List[float]] = {}
         self.requests: List[Dict[str, Any]] = []
         self.violations: List[str] = []
@@ -342,12 +359,19 @@ class Api:
         if len(failures) >= LOGIN_MAX_FAILURES:
             self.store.mark("login_refused_rate_limit", user=user)
             raise ApiError(16, "Invalid username or password")
-        if user not in self.store.users or not secrets.compare_digest(self.store.users[user], password):
+        if not self.password_matches(user, password):
             failures.append(now)
             raise ApiError(16, "Invalid username or password")
         token = "standin.%s" % secrets.token_urlsafe(24)
         self.store.tokens[token] = user
+        self.store.token_issued[token] = int(time.time())
         return {"token": token}
+
+    def password_matches(self, user: str, password: str) -> bool:
+        account = self.store.accounts.get(user)
+        if account and account.get("hash"):
+            return bcrypt_matches(password, account["hash"])
+        return user in self.store.users and secrets.compare_digest(self.store.users[user], password)
 
     # applications --------------------------------------------------
     def app_or_error(self, name: str, project: Optional[str], lag: Optional[float] = None) -> Dict[str, Any]:
@@ -699,7 +723,9 @@ ROUTES = [
     ("PUT", r"/api/v1/projects/(?P<name>[^/]+)", "/api/v1/projects/{project.metadata.name}", "h_update_project"),
     ("DELETE", r"/api/v1/projects/(?P<name>[^/]+)", "/api/v1/projects/{name}", "h_delete_project"),
 ]
-UNAUTHENTICATED = {"h_version", "h_login"}
+# session.Server.AuthFuncOverride: the session service authenticates but ignores a bad token
+# (argo-cd server/session/session.go): userinfo then answers loggedIn false, not 401
+UNAUTHENTICATED = {"h_version", "h_login", "h_userinfo"}
 VERSION = {"Version": "v3.6.0+37ee009.standin", "BuildDate": "2025-01-01T00:00:00Z", "GitCommit":
            "37ee0097cf851bc2dd7665fc081bbce61a7e836e", "GitTreeState": "clean", "GoVersion": "go1.24",
            "Compiler": "gc", "Platform": "linux/amd64"}
@@ -826,7 +852,16 @@ class Handler(BaseHTTPRequestHandler):
         header = self.headers.get("Authorization") or ""
         if not header.startswith("Bearer "):
             return None
-        return self.standin.store.tokens.get(header[len("Bearer "):])
+        store = self.standin.store
+        with store.cond:
+            token = header[len("Bearer "):]
+            user = store.tokens.get(token)
+            mtime = (store.accounts.get(user or "") or {}).get("mtime")
+            # util/session/sessionmanager.go Parse: "account password has changed since token issued"
+            # when issuedAt.Before(passwordMtime) (whole seconds: a token of the same second stays valid)
+            if user and mtime is not None and store.token_issued.get(token, 0) < mtime:
+                return None
+            return user
 
     # handlers (store lock held) -------------------------------------
     def h_version(self, **_: Any) -> Dict[str, Any]:
@@ -835,7 +870,10 @@ class Handler(BaseHTTPRequestHandler):
     def h_login(self, body: Dict[str, Any], **_: Any) -> Dict[str, Any]:
         return self.standin.api.login(body)
 
-    def h_userinfo(self, user: str, **_: Any) -> Dict[str, Any]:
+    def h_userinfo(self, **_: Any) -> Dict[str, Any]:
+        user = self.authenticate()
+        if user is None:
+            return {"loggedIn": False}
         return {"loggedIn": True, "username": user, "iss": "argocd"}
 
     def h_list_apps(self, query: Dict[str, str], **_: Any) -> Dict[str, Any]:
@@ -977,6 +1015,13 @@ class Handler(BaseHTTPRequestHandler):
                 out = {"requests": store.requests}
             elif what == "violations":
                 out = {"violations": store.violations}
+            elif what.startswith("accounts/") and self.command == "POST":
+                # argocd-secret admin.password / admin.passwordMtime (or accounts.<name>.password...)
+                user = what[len("accounts/"):]
+                mtime = body.get("passwordMtime")
+                store.accounts[user] = {"hash": body.get("passwordHash") or "",
+                                        "mtime": parse_rfc3339(mtime) if mtime else None}
+                out = {"accounts": sorted(store.accounts)}
             elif what == "timeline":
                 out = {"timeline": store.timeline}
             elif what.startswith("apps/") and self.command == "POST":
@@ -1097,6 +1142,7 @@ class ArgoCDStandIn:
         token = "standin.%s" % secrets.token_urlsafe(24)
         with self.store.cond:
             self.store.tokens[token] = user
+            self.store.token_issued[token] = int(time.time())
         return token
 
     def configure(self, **config: Any) -> None:
