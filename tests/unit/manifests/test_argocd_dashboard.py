@@ -291,4 +291,3 @@ def test_bad_input_is_refused(tmp_path, bad, needle):
     assert result.rc != 0
     assert needle in " ".join(result.output.split())
     assert not (result.manifests / "argocd-dashboard.yaml").exists()
-
