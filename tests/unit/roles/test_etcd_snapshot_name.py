@@ -44,9 +44,9 @@ def test_saved_name_from_either_stream(tmp_path: Path) -> None:
     expression = yaml.safe_load((REPO / "roles/etcd_snapshot/vars/main.yml").read_text())["__etcd_snapshot_saved_name"]
     (tmp_path / "name.j2").write_text(expression, encoding="utf-8")
     extra = tmp_path / "extra.json"
-    extra.write_text(json.dumps({"cases": [c for c, _ in CASES], "ansible_python_interpreter": sys.executable}))
+    extra.write_text(json.dumps({"cases": [case for case, _name in CASES], "ansible_python_interpreter": sys.executable}))
     result = subprocess.run([str(REPO / ".venv/bin/ansible-playbook"), "-i", "localhost,", "-c", "local",
                              str(playbook), "-e", f"@{extra}"], capture_output=True, text=True,
                             env=dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg")), timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert [n.strip() for n in json.loads((tmp_path / "out.json").read_text())] == [n for _, n in CASES]
+    assert [n.strip() for n in json.loads((tmp_path / "out.json").read_text())] == [name for _case, name in CASES]
