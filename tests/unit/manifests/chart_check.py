@@ -1,9 +1,10 @@
 """Check rendered chart values against the charts the roles pin.
 
 The reference data (Chart.yaml, values.yaml, values.schema.json, the argo-cd chart's CRDs and
-its chart -> app version table) is read from shared/reference/charts beside the clone
-(/work/shared/reference/charts on the build machines; CHART_REFERENCE_DIR overrides it). Its
-provenance (repository, path, tag, commit, sha256) is in that folder's SOURCE.md. A chart
+its chart -> app version table) is read from tests/schemas/charts, a copy of the project's
+shared/reference/charts (CHART_REFERENCE_DIR overrides it). Its provenance (repository, path, tag,
+commit, sha256) is in that folder's SOURCE.md; test_chart_check.py checks the copy against
+shared/reference/charts when that folder is beside the clone. A chart
 version with no reference data there is an error: a pin can only move to a chart that was read.
 """
 
@@ -21,7 +22,8 @@ import jsonschema
 import yaml
 
 REPO = Path(__file__).resolve().parents[3]
-CHARTS_DIR = Path(os.environ.get("CHART_REFERENCE_DIR", REPO.parent / "shared" / "reference" / "charts"))
+SHARED_CHARTS_DIR = REPO.parent / "shared" / "reference" / "charts"
+CHARTS_DIR = Path(os.environ.get("CHART_REFERENCE_DIR", REPO / "tests" / "schemas" / "charts"))
 
 # HelmChart metadata.name (what the roles write) -> chart name in its repository.
 CHART_OF_HELMCHART = {"argocd": "argo-cd", "cert-manager": "cert-manager", "longhorn": "longhorn",

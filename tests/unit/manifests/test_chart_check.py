@@ -3,6 +3,8 @@ a free-form map, a schema violation, an image tag; and it refuses a chart with n
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import chart_check
@@ -72,3 +74,16 @@ def test_chart_crds_are_plain_yaml(tmp_path):
     out = chart_check.chart_crds("argo-cd", "10.1.1", tmp_path, ("crd-appproject.yaml",))
     text = (out / "crd-appproject.yaml").read_text()
     assert "{{" not in text and "kind: CustomResourceDefinition" in text
+
+
+def test_the_copy_in_the_repository_is_the_shared_reference_data():
+    """tests/schemas/charts is a byte-for-byte copy of shared/reference/charts (less the
+    ApplicationSet CRD, which no test reads), so a fresh clone runs these tests without shared/."""
+    if not chart_check.SHARED_CHARTS_DIR.is_dir():
+        pytest.skip("no shared/reference/charts beside this clone")
+    copied = sorted(p.relative_to(chart_check.CHARTS_DIR) for p in chart_check.CHARTS_DIR.rglob("*") if p.is_file())
+    assert len(copied) > 10
+    for rel in copied:
+        assert (chart_check.CHARTS_DIR / rel).read_bytes() == (chart_check.SHARED_CHARTS_DIR / rel).read_bytes(), rel
+    shared = {p.relative_to(chart_check.SHARED_CHARTS_DIR) for p in chart_check.SHARED_CHARTS_DIR.rglob("*") if p.is_file()}
+    assert shared - set(copied) == {Path("argo-cd/10.1.1/crds/crd-applicationset.yaml")}
