@@ -242,13 +242,20 @@ class KillAll(object):
                                       % (left, self.module.params["timeout"]), **self.result)
             time.sleep(0.2)
 
-    def unmount(self):
+    def mounts(self):
         with open("/proc/self/mounts") as handle:
-            paths = mounts_to_remove(handle.read(), self.data_dir)
-        self.result["unmounted"] = paths
+            return mounts_to_remove(handle.read(), self.data_dir)
+
+    def unmount(self):
+        paths = self.mounts()
+        self.result["unmounted"] = sorted(set(paths), reverse=True)
         if self.check:
             return
         for path in paths:
+            # A path can be listed more than once (stacked mounts, or a shared /run/netns peer that
+            # one umount removes with it): unmount only while it is still mounted.
+            if path not in self.mounts():
+                continue
             rc, _out, err = self.module.run_command(["umount", "-f", path])
             if rc != 0:
                 self.module.fail_json(msg="umount -f %s failed: %s (a process outside the containerd shims' "

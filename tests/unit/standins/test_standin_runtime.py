@@ -96,6 +96,9 @@ DRIVER = textwrap.dedent(r"""
     for path in ("/run", "/var/lib"):
         subprocess.run(["mount", "-t", "tmpfs", "tmpfs", path], check=True)
     subprocess.run(["mount", "-t", "sysfs", "sysfs", "/sys"], check=True)  # this namespace's links
+    # systemd mounts / and /run shared: `ip netns add` then shows each cni- namespace twice in
+    # /proc/self/mounts (its /run/netns bind mount is a peer), and one umount removes both.
+    subprocess.run(["mount", "--make-shared", "/run"], check=True)
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     for tool in ("iptables", "ip6tables"):
         subprocess.run([tool, "-w", "-A", "INPUT", "-p", "tcp", "--dport", "2222", "-m", "comment",
