@@ -25,8 +25,11 @@ options:
     description:
       - Argo CD project of the application (C(spec.project)). Required with O(state=present) unless
         O(spec) has C(project).
-      - Also used to look the application up, so that a missing application answers 404 rather than
-        Argo CD's deliberate 403.
+      - Also used to look the application up. Argo CD answers 404 both for a missing application and
+        for one in another project, so the module looks again without the project; an application in
+        another project is found and, with O(state=present) and O(upsert), moved to this project.
+      - With O(state=absent) an application found in another project is not deleted; the task fails
+        naming its project.
     type: str
   state:
     description: V(present) creates or updates the application, V(absent) deletes it.
