@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,7 +39,7 @@ PLANTED = {
     "tests/vmlab/mirror.log": 0o644,
     ".mypy_cache/3.11/cache.db": 0o644,
 }
-SECRET = "planted-secret-0123456789"
+SECRET = "planted-secret-" + uuid.uuid4().hex  # made at run time: this file itself ships
 
 
 def tracked_files() -> list[str]:
@@ -67,7 +68,8 @@ def test_tarball_holds_tracked_files_only(tmp_path: Path) -> None:
     with tarfile.open(tarball) as archive:
         members = [m for m in archive.getmembers() if m.isfile()]
         names = {m.name for m in members}
-        leaked = [m.name for m in members if SECRET.encode() in archive.extractfile(m).read()]  # type: ignore[union-attr]
+        leaked = [m.name for m in members
+                  if SECRET.encode() in archive.extractfile(m).read()]  # type: ignore[union-attr]
 
     assert not sorted(set(PLANTED) & names), "planted files packed"
     assert not leaked, f"files holding a planted secret packed: {leaked}"
