@@ -34,8 +34,8 @@ def test_tls_server_on_the_https_port_verified_only_with_a_ca(insecure):
 
 
 def test_ports_are_read_from_the_service():
-    service = {"spec": {"clusterIP": "10.43.0.20", "ports": [{"name": "http", "port": 8081},
-                                                           {"name": "https", "port": 8443}]}}
+    ports = [{"name": "http", "port": 8081}, {"name": "https", "port": 8443}]
+    service = {"spec": {"clusterIP": "10.43.0.20", "ports": ports}}
     assert argocd_api_address("", service, "true")["url"] == "http://10.43.0.20:8081"
     assert argocd_api_address("", service, "false")["url"] == "https://10.43.0.20:8443"
 
