@@ -196,8 +196,8 @@ def setup_network(pods: list) -> None:
     if not link_exists("cni0"):
         run("ip", "link", "add", "cni0", "type", "bridge")
         run("ip", "link", "set", "cni0", "up")
-    if not link_exists("flannel.1") and not run("ip", "link", "add", "flannel.1", "type", "vxlan", "id", "1",
-                                                 "dstport", "8472", "nolearning"):
+    vxlan = ("ip", "link", "add", "flannel.1", "type", "vxlan", "id", "1", "dstport", "8472", "nolearning")
+    if not link_exists("flannel.1") and not run(*vxlan):
         run("ip", "link", "add", "flannel.1", "type", "dummy")
     for pod in pods:
         if not os.path.exists(os.path.join("/run/netns", pod["netns"])):
