@@ -482,3 +482,23 @@ if __name__ == "__main__":
         'a unit test fails when this copy and tests/schemas differ.\n"""\n\nimport json\n\nSCHEMAS = json.loads(r"""\n'
         + json.dumps(crd_schemas(), indent=1, sort_keys=True) + '\n""")\n')
     print(json.dumps(sorted(crd_schemas())))
+
+
+def test_namespaces(cluster):
+    """kubectl get namespace: the system namespaces always, a chart's target namespace once its
+    helm-install job ran (helm-controller passes createNamespace to helm), NotFound otherwise."""
+    rc, out, err = cluster.run("get", "namespace", "kube-system", "-o", "name")
+    assert (rc, out) == (0, "namespace/kube-system\n"), err
+    rc, out, err = cluster.run("get", "namespace", "monitoring", "--ignore-not-found", "-o", "name")
+    assert (rc, out) == (0, ""), err
+    rc, _out, err = cluster.run("get", "ns", "monitoring")
+    assert rc == 1 and 'namespaces "monitoring" not found' in err
+    cluster.write("cert-manager.yaml", HELMCHART)
+    cluster.scan()
+    rc, _out, err = cluster.run("-n", "kube-system", "wait", "--for=condition=complete", "job/helm-install-cert-manager",
+                                "--timeout=30s")
+    assert rc == 0, err
+    rc, out, err = cluster.run("get", "namespace", "cert-manager", "--ignore-not-found", "-o", "name")
+    assert (rc, out) == (0, "namespace/cert-manager\n"), err
+    rc, out, err = cluster.run("get", "namespaces", "-o", "name")
+    assert rc == 0 and "namespace/cert-manager\n" in out and "namespace/default\n" in out, err

@@ -70,6 +70,7 @@ KIND_ALIASES = {
     "daemonset": "daemonset", "daemonsets": "daemonset", "ds": "daemonset",
     "statefulset": "statefulset", "statefulsets": "statefulset", "sts": "statefulset",
     "pod": "pod", "pods": "pod", "po": "pod",
+    "namespace": "namespace", "namespaces": "namespace", "ns": "namespace",
 }
 # kind -> (resource.group used in messages and -o name, namespaced)
 RESOURCES = {
@@ -78,13 +79,15 @@ RESOURCES = {
     "service": ("service", True), "configmap": ("configmap", True),
     "clusterissuer": ("clusterissuer.cert-manager.io", False), "helmchart": ("helmchart.helm.cattle.io", True),
     "deployment": ("deployment.apps", True), "daemonset": ("daemonset.apps", True),
-    "statefulset": ("statefulset.apps", True), "pod": ("pod", True),
+    "statefulset": ("statefulset.apps", True), "pod": ("pod", True), "namespace": ("namespace", False),
 }
 PLURAL = {"job": "jobs.batch", "storageclass": "storageclasses.storage.k8s.io", "secret": "secrets",
           "crd": "customresourcedefinitions.apiextensions.k8s.io", "service": "services", "configmap": "configmaps",
           "clusterissuer": "clusterissuers.cert-manager.io", "helmchart": "helmcharts.helm.cattle.io",
           "deployment": "deployments.apps", "daemonset": "daemonsets.apps", "statefulset": "statefulsets.apps",
-          "pod": "pods"}
+          "pod": "pods", "namespace": "namespaces"}
+# Namespaces every K3S cluster has (kube-apiserver's system namespaces plus default).
+SYSTEM_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
 K3S_CRDS = ["addons.k3s.cattle.io", "helmchartconfigs.helm.cattle.io", "helmcharts.helm.cattle.io"]
 CHART_CRDS = {
     "traefik": ["ingressroutes.traefik.io", "middlewares.traefik.io", "tlsoptions.traefik.io"],
@@ -748,8 +751,23 @@ def stamp(epoch):
     return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def namespaces(platform):
+    """The system namespaces, the target namespaces of installed releases (helm-controller's
+    createNamespace) and the namespaces of every object the stand-in holds."""
+    found = set(SYSTEM_NAMESPACES)
+    found.update(release["namespace"] for release in platform.table("releases").values())
+    for table in ("secrets", "configmaps", "services", "jobs"):
+        found.update(key.split("/", 1)[0] for key in platform.table(table))
+    found.update(key.split("/")[1] for key in platform.table("workloads"))
+    found.update(key.split("/")[1] for key in platform.table("objects") if key.split("/")[1])
+    return found
+
+
 def to_object(platform, kind, namespace, name):
     """The Kubernetes object kubectl would return, or None when it does not exist."""
+    if kind == "namespace":
+        return None if name not in namespaces(platform) else {
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}, "status": {"phase": "Active"}}
     if kind == "job":
         job = platform.job(namespace, name)
         return None if job is None else job_object(namespace, name, job, platform.now())
@@ -798,6 +816,8 @@ def to_object(platform, kind, namespace, name):
 
 
 def names_of(platform, kind, namespace):
+    if kind == "namespace":
+        return sorted(namespaces(platform))
     if kind == "storageclass":
         return sorted(platform.table("storageclasses"))
     if kind == "crd":
