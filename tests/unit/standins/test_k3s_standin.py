@@ -242,7 +242,7 @@ def test_api_and_health_need_client_certificate(cluster) -> None:
     assert get(server.url + "/readyz")[0] == 401
     assert get(server.url + "/api/v1/nodes")[0] == 401
     result = server.kubectl("get", "--raw", "/readyz")
-    assert (result.returncode, result.stdout) == (0, "ok\n")
+    assert (result.returncode, result.stdout) == (0, "ok")  # the real kubectl adds no newline
 
 
 def test_servers_and_agent_join_and_share_nodes(cluster) -> None:
@@ -467,10 +467,16 @@ def test_sd_notify_ready(cluster, tmp_path: Path) -> None:
         assert sock.recv(100) == b"READY=1"
 
 
-def test_kubectl_unimplemented_command_fails(cluster) -> None:
+def test_k3s_kubectl_is_a_real_kubectl(cluster) -> None:
+    """`k3s kubectl` runs kubectl itself (k3s-io/k3s pkg/kubectl/main.go) with the admin kubeconfig."""
     s1 = first_server(cluster)
-    result = s1.kubectl("port-forward", "svc/traefik", "8080:80")  # (delete node is day2's now)
-    assert result.returncode == 1 and "does not implement" in result.stderr
+    result = s1.kubectl("version", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    versions = json.loads(result.stdout)
+    assert versions["clientVersion"]["major"] == "1" and versions["clientVersion"]["gitVersion"].startswith("v1.")
+    assert versions["serverVersion"]["gitVersion"] == build_mirror.DEFAULT_VERSION
+    result = s1.kubectl("port-forward", "svc/traefik", "8080:80")
+    assert result.returncode == 1 and "Error from server (NotFound)" in result.stderr
 
 
 # ---------------------------------------------------------------- mirror builder
