@@ -74,7 +74,8 @@ class ApiServer:
     def step(self) -> None:
         """One pass of every controller; errors are logged, the loop goes on (as controllers requeue)."""
         with self.lock:
-            for name, controller in (("node", self.sync_nodes), ("platform", self.sync_platform)):
+            for name, controller in (("node", self.sync_nodes), ("system pods", self.sync_system_pods),
+                                     ("platform", self.sync_platform)):
                 try:
                     controller()
                 except Exception as exc:  # pylint: disable=broad-except
@@ -147,10 +148,118 @@ class ApiServer:
             pass
         self.registered.discard(self._identity(obj))
 
+    # -- K3S's own kube-system pods, the ReplicaSet/DaemonSet controllers and the scheduler
+    def sync_system_pods(self) -> None:
+        """What drain meets on a K3S node: a servicelb DaemonSet pod on every node (k3s-io/k3s
+        pkg/cloudprovider/servicelb.go, for traefik's LoadBalancer Service), coredns and
+        metrics-server (k3s-io/k3s manifests/coredns.yaml, manifests/metrics-server/, the latter with
+        an emptyDir volume) each with one replica placed on a schedulable Ready node and placed again
+        when evicted; fault injection: a node named in <data-dir>/server/standin-drain-fail runs a
+        pod whose PodDisruptionBudget allows no disruption."""
+        disabled = set(self.daemon.config.get("disable") or [])
+        nodes = [n for n in self.store.list(self.nodes_rt, "")["items"] if not n["metadata"].get("deletionTimestamp")]
+        names = [n["metadata"]["name"] for n in nodes]
+        schedulable = [n["metadata"]["name"] for n in nodes if not (n.get("spec") or {}).get("unschedulable")
+                       and any(c["type"] == "Ready" and c["status"] == "True"
+                               for c in (n.get("status") or {}).get("conditions", []))]
+        suffix = hashlib.sha256(self.daemon.cluster.data["cluster_id"].encode()).hexdigest()[:8]
+        if "servicelb" not in disabled and "traefik" not in disabled:
+            owner = self._ensure("apps", "v1", "daemonsets", "kube-system", "svclb-traefik-" + suffix, {
+                "spec": {"selector": {"matchLabels": {"app": "svclb-traefik-" + suffix}},
+                         "template": {"metadata": {"labels": {"app": "svclb-traefik-" + suffix}},
+                                      "spec": {"containers": [{"name": "lb-tcp-80", "image": "rancher/klipper-lb"}]}}}})
+            for node in names:
+                self._ensure_pod("svclb-traefik-%s-%s" % (suffix, _suffix(node)), owner, node, {})
+        for app, volumes in (("coredns", []), ("metrics-server", [{"name": "tmp-dir", "emptyDir": {}}])):
+            if app in disabled:
+                continue
+            labels = {"k8s-app": app}
+            self._ensure("apps", "v1", "deployments", "kube-system", app, {"spec": {
+                "replicas": 1, "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": app, "image": app}]}}}})
+            owner = self._ensure("apps", "v1", "replicasets", "kube-system", "%s-%s" % (app, suffix[:8]), {
+                "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                         "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": app}]}}}})
+            self._replica(app, owner, labels, volumes, schedulable)
+        self._drain_fault(names)
+
+    def _rt(self, group, version, plural):
+        return self.store.resource(group, version, plural)
+
+    def _get(self, rt, namespace, name):
+        try:
+            return self.store.get(rt, namespace, name)
+        except kubeapi.ApiError:
+            return None
+
+    def _ensure(self, group, version, plural, namespace, name, body):
+        rt = self._rt(group, version, plural)
+        found = self._get(rt, namespace, name)
+        if found is None:
+            found = self.store.create(rt, namespace, dict(body, metadata={"name": name, "namespace": namespace}))
+        return found
+
+    def _ensure_pod(self, name, owner, node, extra, labels=None):
+        pods = self._rt("", "v1", "pods")
+        found = self._get(pods, owner["metadata"]["namespace"], name)
+        if found is not None:
+            return found
+        template = owner["spec"]["template"]
+        body = {"metadata": {"name": name, "namespace": owner["metadata"]["namespace"],
+                             "labels": dict(labels or template["metadata"]["labels"]),
+                             "ownerReferences": [{"apiVersion": owner["apiVersion"], "kind": owner["kind"],
+                                                  "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"],
+                                                  "controller": True, "blockOwnerDeletion": True}]},
+                "spec": dict(template["spec"], nodeName=node, **extra)}
+        pod = self.store.create(pods, body["metadata"]["namespace"], body)
+        pod["status"] = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
+                         "containerStatuses": [{"name": c["name"], "ready": True, "restartCount": 0,
+                                                "state": {"running": {}}} for c in body["spec"]["containers"]]}
+        return self.store.update(pods, pod["metadata"]["namespace"], name, pod, "status")
+
+    def _replica(self, app, owner, labels, volumes, schedulable):
+        pods = self._rt("", "v1", "pods")
+        mine = self.store.list(pods, "kube-system", ",".join("%s=%s" % kv for kv in labels.items()))["items"]
+        if mine or not schedulable:
+            return
+        extra = {"volumes": volumes} if volumes else {}
+        self._ensure_pod("%s-%s" % (owner["metadata"]["name"], _suffix(str(self.store.rv))), owner,
+                         schedulable[0], extra)
+
+    def _drain_fault(self, names):
+        try:
+            with open(os.path.join(self.daemon.data_dir, "server", "standin-drain-fail"), encoding="utf-8") as handle:
+                blocked = [n for n in handle.read().split() if n in names]
+        except OSError:
+            blocked = []
+        pdbs = self._rt("policy", "v1", "poddisruptionbudgets")
+        for pdb in self.store.list(pdbs, "default")["items"]:
+            name = pdb["metadata"]["name"]
+            if name.startswith("blocked-") and name[len("blocked-"):] not in blocked:
+                self.store.delete(pdbs, "default", name)  # the fault is over: the budget goes
+        for node in blocked:
+            labels = {"app": "blocked-" + node}
+            owner = self._ensure("apps", "v1", "statefulsets", "default", "blocked-" + node, {"spec": {
+                "replicas": 1, "serviceName": "blocked", "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "app"}]}}}})
+            self._ensure_pod("blocked-%s-0" % node, owner, node, {})
+            pdb = self._ensure("policy", "v1", "poddisruptionbudgets", "default", "blocked-" + node, {
+                "spec": {"minAvailable": 1, "selector": {"matchLabels": labels}}})
+            if pdb["status"].get("observedGeneration") != pdb["metadata"]["generation"]:
+                pdb["status"] = {"observedGeneration": pdb["metadata"]["generation"], "disruptionsAllowed": 0,
+                                 "currentHealthy": 1, "desiredHealthy": 1, "expectedPods": 1}
+                self.store.update(pdbs, "default", "blocked-" + node, pdb, "status")
+
     # -- platform controllers
     def sync_platform(self) -> None:
         from . import platform  # pylint: disable=import-outside-toplevel
         platform.project(self.store, self.daemon.data_dir, core.rooted("/etc/rancher/k3s/config.yaml"))
+
+
+def _suffix(seed: str) -> str:
+    """Five characters of a generated pod name (apiserver/pkg/storage/names), stable per seed."""
+    digest = hashlib.sha256(seed.encode()).digest()
+    return "".join(kubeapi.GENERATE_CHARS[b % len(kubeapi.GENERATE_CHARS)] for b in digest[:5])
 
 
 # --------------------------------------------------------------------------- kubectl
