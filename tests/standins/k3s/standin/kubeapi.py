@@ -752,13 +752,20 @@ class Store:
         selector.setdefault("matchLabels", {}).setdefault("batch.kubernetes.io/controller-uid", uid)
 
     # -- container logs: no kubelet, so whoever embeds the server writes them (set_log)
-    def set_log(self, namespace, pod, container, text):
+    def set_log(self, namespace, pod, container, text, previous=False):
+        """The log of a container (previous=True: of its last terminated instance; None: none)."""
         with self.cond:
-            self.logs[(namespace, pod, container)] = text
+            key = (namespace, pod, container + ("#previous" if previous else ""))
+            if text is None:
+                self.logs.pop(key, None)
+            else:
+                self.logs[key] = text
             self._save()
 
-    def log(self, namespace, name, container, tail_lines):
-        """pods/log (pkg/registry/core/pod/rest/log.go and the kubelet): text of one container."""
+    def log(self, namespace, name, container, tail_lines, previous=False):
+        """pods/log (pkg/registry/core/pod/rest/log.go and the kubelet): text of one container;
+        `previous` without a terminated instance is 400 (pkg/kubelet/kubelet_pods.go
+        validateContainerLogStatus)."""
         pods = self.resource("", "v1", "pods")
         with self.cond:
             pod = self.objects.get(self.key(pods, namespace, name))
@@ -772,7 +779,12 @@ class Store:
                 container = names[0]
             elif container not in names:
                 raise bad_request("container %s is not valid for pod %s" % (container, name))
-            text = self.logs.get((namespace, name, container), "")
+            if previous:
+                text = self.logs.get((namespace, name, container + "#previous"))
+                if text is None:
+                    raise bad_request('previous terminated container "%s" in pod "%s" not found' % (container, name))
+            else:
+                text = self.logs.get((namespace, name, container), "")
         if tail_lines is not None:
             lines = text.splitlines(keepends=True)
             text = "".join(lines[-tail_lines:]) if tail_lines > 0 else ""
@@ -1232,7 +1244,8 @@ class KubeAPI:
         if method == "GET" and name and sub == "log":
             tail = query.get("tailLines")
             return req.send_text(200, store.log(namespace, name, query.get("container"),
-                                                int(tail) if tail not in (None, "") else None))
+                                                int(tail) if tail not in (None, "") else None,
+                                                query.get("previous") in ("true", "1")))
         if sub == "log":
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
         if method == "GET" and name:

@@ -764,7 +764,9 @@ class Projector:
                 existing = self.store.update(rt, namespace, meta["name"], body, "status")
                 rec["status"] = wanted
         if log is not None and rec.get("log") != _digest(log):
-            self.store.set_log(namespace, meta["name"], "helm", log)
+            current, previous = log
+            self.store.set_log(namespace, meta["name"], "helm", current)
+            self.store.set_log(namespace, meta["name"], "helm", previous, previous=True)
             rec["log"] = _digest(log)
         return existing
 
@@ -866,4 +868,9 @@ def _project_jobs(platform, out, at):
             container.setdefault("image", HELM_IMAGE)
             container.setdefault("imageID", "")
             container.setdefault("started", container.get("ready", False))
-        out.put(pod, status=pod_status, uid=job["uid"], log="\n".join(job["log"]) + "\n")
+        # The running attempt's log, or the last one's while the pod waits in CrashLoopBackOff; the
+        # previous container's: the last failed attempt (the kubelet keeps one terminated container).
+        view = job_view(job, at)
+        lines = job["log"][:1] if view["pod_state"] == "running" else job["log"]
+        previous = "".join(line + "\n" for line in job["log"]) if view["last_exit"] else None
+        out.put(pod, status=pod_status, uid=job["uid"], log=("".join(line + "\n" for line in lines), previous))
