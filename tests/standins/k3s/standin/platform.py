@@ -1,12 +1,13 @@
-"""Platform part of the K3S stand-in: a minimal helm-controller and the `k3s kubectl` calls
-the platform roles make (NOT K3S; never ships in roles/ or plugins/).
+"""Platform part of the K3S stand-in: the controllers a K3S server runs for the platform roles
+(NOT K3S; never ships in roles/ or plugins/).
 
-State lives on the first server in <data-dir>/server/standin-platform.json. At every kubectl call
-the stand-in works out what K3S's controllers would have done since the last call, on K3S's own
-clock (tests/standins/FIDELITY.md, "manifests, helm-controller and workloads", cites each rule):
+The controllers' own memory lives in <data-dir>/server/standin-platform.json; apiserver.py runs
+project() every second in the `k3s server` process, which works out what K3S's controllers did
+since the last pass, on K3S's own clock, and writes the objects into the Kubernetes API
+(kubeapi.py), where a real kubectl reads them (tests/standins/FIDELITY.md cites each rule):
 
 * the deploy controller scans server/manifests/*.yaml|*.yml|*.json (files starting with '.' and
-  *.skip are ignored) once at the first call and then every K3S_STANDIN_SCAN_INTERVAL seconds
+  *.skip are ignored) once when the server starts, then every K3S_STANDIN_SCAN_INTERVAL seconds
   (default 15, as k3s pkg/deploy/controller.go): a file written between two scans has no objects
   until the next scan. A file is applied again only when its content changed; deleting a file
   deletes nothing; custom resources whose CRD is not installed yet are retried at the next scan;
@@ -31,10 +32,8 @@ clock (tests/standins/FIDELITY.md, "manifests, helm-controller and workloads", c
   once, ca when a CA Certificate for its secret is issued by a Ready issuer, ACME never (Let's
   Encrypt is not reachable from the test machines).
 
-kubectl: `wait` on a named object that does not exist fails at once with NotFound, and waits for
-its condition until --timeout otherwise (a Failed job never meets condition=complete); `rollout
-status` waits until the workload is rolled out or --timeout (default: no timeout, as kubectl).
-Unknown kubectl calls exit 1 with "the K3S stand-in does not implement ...".
+kubectl itself is real (apiserver.run_kubectl): `wait` on a missing object, `rollout status`,
+`logs` (current and --previous container) behave as kubectl does against these objects.
 """
 
 import datetime
