@@ -170,10 +170,11 @@ class ApiServer:
                                       "spec": {"containers": [{"name": "lb-tcp-80", "image": "rancher/klipper-lb"}]}}}})
             for node in names:
                 self._ensure_pod("svclb-traefik-%s-%s" % (suffix, _suffix(node)), owner, node, {})
-        for app, volumes in (("coredns", []), ("metrics-server", [{"name": "tmp-dir", "emptyDir": {}}])):
+        for app, label, volumes in (("coredns", "kube-dns", []),
+                                    ("metrics-server", "metrics-server", [{"name": "tmp-dir", "emptyDir": {}}])):
             if app in disabled:
                 continue
-            labels = {"k8s-app": app}
+            labels = {"k8s-app": label}
             self._ensure("apps", "v1", "deployments", "kube-system", app, {"spec": {
                 "replicas": 1, "selector": {"matchLabels": labels},
                 "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": app, "image": app}]}}}})
