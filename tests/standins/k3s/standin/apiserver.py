@@ -269,7 +269,7 @@ def _suffix(seed: str) -> str:
 def kubectl_binary(data_dir: str) -> str:
     """The kubectl that `k3s kubectl` runs: K3S_STANDIN_KUBECTL, else the kubectl bundled in the
     stand-in, extracted once to <data-dir>/data/<hash of the bundle>/bin; tests on the host
-    (K3S_STANDIN_ROOT set) without a bundle use the kubectl on PATH or next to their Python."""
+    (K3S_STANDIN_ROOT set) without a bundle use the kubectl next to their Python, else on PATH."""
     override = os.environ.get("K3S_STANDIN_KUBECTL")
     if override:
         return override
@@ -280,9 +280,9 @@ def kubectl_binary(data_dir: str) -> str:
         bundle = None
     if bundle is None or KUBECTL_MEMBER not in bundle.namelist():
         if os.environ.get("K3S_STANDIN_ROOT"):  # tests on the host: the kubectl next to their Python
-            found = shutil.which("kubectl") or os.path.join(os.path.dirname(sys.executable), "kubectl")
-            if os.access(found, os.X_OK):
-                return found
+            for found in (os.path.join(os.path.dirname(sys.executable), "kubectl"), shutil.which("kubectl")):
+                if found and os.access(found, os.X_OK):
+                    return found
         raise core.StandinError("this K3S stand-in has no kubectl bundled (build_mirror.py --kubectl), "
                                 "and K3S_STANDIN_KUBECTL is not set")
     with bundle:
