@@ -419,6 +419,25 @@ def test_deleting_a_member_node_reaches_every_server_at_once(cluster) -> None:
     assert ready(wait_nodes(s1, {"s3"})["s3"])
 
 
+def test_cordon_is_one_node_state_for_every_server(cluster) -> None:
+    """One etcd holds the Node: a cordon through one server is seen through the others."""
+    s1 = first_server(cluster)
+    s2 = cluster("s2")
+    s2.configure(server=s1.url)
+    s2.start()
+    s2.wait_ready()
+    wait_nodes(s2, {"s1", "s2"})
+
+    def unschedulable(server: Node) -> bool:
+        return bool(server.nodes()["s2"]["spec"].get("unschedulable"))
+    for writer, reader, verb, expected in ((s1, s2, "cordon", True), (s2, s1, "uncordon", False)):
+        assert writer.kubectl(verb, "s2").returncode == 0
+        deadline = time.monotonic() + 10
+        while unschedulable(reader) != expected and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert unschedulable(reader) == expected, verb
+
+
 def test_agent_and_new_server_names_are_not_duplicates(cluster) -> None:
     s1 = first_server(cluster)
     s10 = cluster("s1-b")  # a node name that extends another one is no duplicate

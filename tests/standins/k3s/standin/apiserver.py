@@ -55,6 +55,7 @@ class ApiServer:
         self.nodes_rt = self.store.resource("", "v1", "nodes")
         # (name, joined-at) of the Nodes this server created: one that is missing was deleted
         self.registered = {self._identity(obj) for obj in self.store.list(self.nodes_rt, "")["items"]}
+        self.spec_seen = {}  # node name -> spec.unschedulable last seen in this store
         self.lock = threading.Lock()
 
     @staticmethod
@@ -107,9 +108,27 @@ class ApiServer:
                 self._finalize(name, obj)
                 continue
             self._update_node(name, obj, desired)
+            self._share_spec(name, obj, entry)
         for name, obj in current.items():
             if name not in table:  # removed from the datastore (here or by a peer)
                 self._drop_node(name, obj)
+
+    def _share_spec(self, name: str, obj: dict, entry: dict) -> None:
+        """HA servers share one Node: a cordon written here goes into the node table, one written on
+        a peer (newer in the table) comes into this store."""
+        here = bool((obj.get("spec") or {}).get("unschedulable"))
+        shared = bool(entry.get("unschedulable"))
+        last = self.spec_seen.get(name)
+        if last is not None and here != last:  # a client changed it here
+            self.daemon.cluster.set_unschedulable(name, here)
+        elif here != shared:  # changed on a peer (or first sight of this Node)
+            if last is None and not entry.get("spec_at"):
+                self.daemon.cluster.set_unschedulable(name, here)
+            else:
+                self.store.patch(self.nodes_rt, "", name, "application/merge-patch+json",
+                                 {"spec": {"unschedulable": True if shared else None}})
+                here = shared
+        self.spec_seen[name] = here
 
     def _update_node(self, name: str, obj: dict, desired: dict) -> None:
         meta, want = obj["metadata"], desired["metadata"]

@@ -384,6 +384,9 @@ class Cluster:
                     nodes[name] = node
                 elif node.get("joined_at") == mine.get("joined_at"):
                     mine["last_seen"] = max(mine.get("last_seen", 0), node.get("last_seen", 0))
+                    if node.get("spec_at", 0) > mine.get("spec_at", 0):  # a cordon written on a peer
+                        mine["unschedulable"] = node.get("unschedulable", False)
+                        mine["spec_at"] = node["spec_at"]
             self.drop_removed()
             self.save()
 
@@ -403,6 +406,16 @@ class Cluster:
             self.drop_removed()
             self.save()
             return True
+
+    def set_unschedulable(self, name: str, value: bool) -> None:
+        """A Node's spec.unschedulable written through the API (cordon), shared with the peers as
+        the Node object is in etcd."""
+        with self.lock:
+            entry = self.nodes().get(name)
+            if entry is not None:
+                entry["unschedulable"] = value
+                entry["spec_at"] = time.time()
+                self.save()
 
     def members(self) -> list:
         return [n["url"] for n in self.nodes().values() if n.get("role") == "server" and n.get("url")]
