@@ -179,7 +179,9 @@ def _convert(value, kind, extra):
 
 
 def shown(value):
-    """A short JSON rendering of a bad value for a message."""
+    """A short JSON rendering of a bad value for a message (a password in a URL is masked)."""
+    if isinstance(value, string_types):
+        value = re.sub(r"(://)[^/@\s]*@", r"\1***@", value)
     try:
         text = json.dumps(value, default=str, sort_keys=True)
     except (TypeError, ValueError):
