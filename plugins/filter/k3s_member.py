@@ -11,8 +11,9 @@ a unique name for this node"); a server with an empty data dir always gets a new
 etcd.k3s.cattle.io/node-name and node-address (RemovePeer) before a wrangler finalizer lets the
 Node go, so `kubectl delete node` returns after the member is gone.
 
-k3s_stale_member reads `kubectl get node <name> -o json` (run on a live server) and says what the
-role must do before this server starts K3S:
+k3s_stale_member reads `kubectl get nodes -o json` (or `get node <name> --ignore-not-found -o json`),
+run on a live server, and says what the role must do before this server starts K3S. Absence is
+decided from that data, never from kubectl's error text:
   none    no Node of that name: nothing to remove (a new server);
   wait    the Node is still Ready: the old server stopped less than the node monitor grace period
           ago, or another machine runs with this name; look again later;
@@ -38,22 +39,33 @@ def _answer(action, reason, member="", address=""):
     return {"action": action, "reason": reason, "member": member, "address": address}
 
 
+def _find(stdout, name):
+    """The Node `name` in kubectl's -o json answer (a List, one Node, or '' for nothing), or None."""
+    if not stdout.strip():
+        return None
+    try:
+        data = json.loads(stdout)
+    except ValueError as exc:
+        raise AnsibleFilterError("k3s_stale_member: not the JSON of kubectl get nodes -o json: %s" % exc)
+    if not isinstance(data, dict):
+        raise AnsibleFilterError("k3s_stale_member: expected a Node or a List, got %s" % type(data).__name__)
+    items = data.get("items") or [] if data.get("kind") == "List" or "items" in data else [data]
+    return next((i for i in items if isinstance(i, dict) and (i.get("metadata") or {}).get("name") == name), None)
+
+
 def k3s_stale_member(result, node_name, node_ip=""):
-    """Decide from the registered result of `k3s kubectl get node <node_name> -o json`."""
+    """Decide from the registered result of `k3s kubectl get nodes -o json`."""
     if not isinstance(result, dict):
         raise AnsibleFilterError("k3s_stale_member: expected the registered result of kubectl, got %s"
                                  % type(result).__name__)
     name = str(node_name)
     stderr = str(result.get("stderr") or "")
     if result.get("rc", 1) != 0:
-        if "NotFound" in stderr or ('"%s" not found' % name) in stderr:
-            return _answer("none", "no Node named %s: no old etcd member to remove" % name)
         last = stderr.strip().splitlines()[-1] if stderr.strip() else str(result.get("msg") or "no output")
-        return _answer("refuse", "could not read the Node %s on the running server: %s" % (name, last))
-    try:
-        node = json.loads(str(result.get("stdout") or ""))
-    except ValueError as exc:
-        raise AnsibleFilterError("k3s_stale_member: not the JSON of kubectl get node -o json: %s" % exc)
+        return _answer("refuse", "could not read the Nodes on the running server: %s" % last)
+    node = _find(str(result.get("stdout") or ""), name)
+    if node is None:
+        return _answer("none", "no Node named %s: no old etcd member to remove" % name)
     metadata = node.get("metadata") or {}
     labels = metadata.get("labels") or {}
     annotations = metadata.get("annotations") or {}

@@ -249,6 +249,39 @@ def k8s_condition_problem(result, condition_type="Ready"):
     return ("%s: %s=%s %s" % (label, condition_type, status or "unknown", message)).strip()
 
 
+def _node(obj):
+    status = obj.get("status") or {}
+    ready = [c.get("status") for c in _conditions(obj) if c.get("type") == "Ready"]
+    return {"name": str((obj.get("metadata") or {}).get("name") or ""),
+            "ready": ready == ["True"],
+            "version": str((status.get("nodeInfo") or {}).get("kubeletVersion") or ""),
+            "unschedulable": bool((obj.get("spec") or {}).get("unschedulable"))}
+
+
+def k8s_nodes(value):
+    """The Nodes of `kubectl get nodes -o json` (or of `get node <name> --ignore-not-found -o json`,
+    '' when not found) as a list of {name, ready, version, unschedulable}.
+
+    ready is True only when the Node has exactly one Ready condition and its status is 'True'
+    (the node lifecycle controller sets it to 'Unknown' when the kubelet stops reporting);
+    version is the kubelet's (status.nodeInfo.kubeletVersion, K3S's release name)."""
+    listing = _load(value, "k8s_nodes")
+    nodes = [i for i in _items(listing) if i.get("kind", "Node") == "Node"]
+    return [_node(n) for n in nodes]
+
+
+def k8s_nodes_lagging(value, expected, version=""):
+    """The names in `expected` (in their order) whose Node, in `kubectl get nodes -o json`, is
+    missing, not Ready, or (when `version` is given) at another kubelet version; [] when all are."""
+    if isinstance(expected, string_types) or not isinstance(expected, (list, tuple)):
+        raise AnsibleFilterError("k8s_nodes_lagging: expected a list of node names, got %s"
+                                 % type(expected).__name__)
+    nodes = dict((n["name"], n) for n in k8s_nodes(value))
+    good = [name for name, node in nodes.items()
+            if node["ready"] and (not version or node["version"] == str(version))]
+    return [str(name) for name in expected if str(name) not in good]
+
+
 class FilterModule:
     """Kubernetes object state filters."""
 
@@ -257,6 +290,8 @@ class FilterModule:
             "k8s_condition": k8s_condition,
             "k8s_condition_problem": k8s_condition_problem,
             "k8s_job_state": k8s_job_state,
+            "k8s_nodes": k8s_nodes,
+            "k8s_nodes_lagging": k8s_nodes_lagging,
             "k8s_rollout_problem": k8s_rollout_problem,
             "k8s_workload_state": k8s_workload_state,
         }

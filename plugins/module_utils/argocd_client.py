@@ -4,7 +4,8 @@
 """Private Argo CD REST client for the dictamesh.k3s_gitops modules.
 
 Only ``ansible.module_utils.urls.open_url`` is used (no third-party client).
-Facts this client respects (Argo CD 3.x, see DESIGN.md "Argo CD REST facts"):
+Facts this client respects (Argo CD 3.x; docs/architecture.md "Argo CD REST facts" says where
+each was read):
 
 * every non-GET request (DELETE too) carries ``Content-Type: application/json``
   with no parameter, otherwise the server answers 415;
@@ -46,13 +47,6 @@ SECRET_REPO_FIELDS = (
     "gcpServiceAccountKey",
     "azureServicePrincipalClientSecret",
 )
-
-# gRPC codes used in messages
-GRPC_INVALID_ARGUMENT = 3
-GRPC_NOT_FOUND = 5
-GRPC_PERMISSION_DENIED = 7
-GRPC_FAILED_PRECONDITION = 9
-GRPC_UNAUTHENTICATED = 16
 
 
 class ArgoCDError(Exception):
@@ -103,7 +97,7 @@ def normalize_base_path(base_path):
     return "/" + stripped if stripped else ""
 
 
-def parse_error_body(raw, content_type=""):
+def parse_error_body(raw):
     """Return ``(message, code)`` from an error body (JSON or plain text)."""
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else (raw or "")
     try:
@@ -377,9 +371,6 @@ class ArgoCDClient:
             if exc.status in (403, 404):
                 return None
             raise
-
-    def list_repositories(self):
-        return items_of(self.request("GET", "/api/v1/repositories"))
 
     def create_repository(self, repository, upsert=False):
         return self.request(

@@ -11,10 +11,7 @@ import copy
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
-from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_client import (
-    ArgoCDClient,
-    ArgoCDError,
-)
+from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_client import ArgoCDClient
 
 ARGOCD_COMMON_ARGS = dict(
     server_url=dict(type="str", required=True, fallback=(env_fallback, ["ARGOCD_SERVER"])),
@@ -67,7 +64,6 @@ class ArgoCDModule(AnsibleModule):
 
     def __init__(self, argument_spec=None, require_token=True, **kwargs):
         super(ArgoCDModule, self).__init__(argument_spec=argocd_argument_spec(**(argument_spec or {})), **kwargs)
-        self.require_token = require_token
         if require_token and not self.params.get("auth_token"):
             self.fail_json(msg="auth_token is required (or set ARGOCD_AUTH_TOKEN); "
                                "use dictamesh.k3s_gitops.argocd_login to get one")
@@ -93,19 +89,6 @@ class ArgoCDModule(AnsibleModule):
     def fail_api(self, exc, what, **result):
         """Fail with a message naming the action and the API error."""
         self.fail_json(msg="%s: %s" % (what, exc), error=exc.to_dict(), **result)
-
-
-def run_module(module_factory, runner):
-    """Build the module, run ``runner(module)`` and exit with its result.
-
-    ``runner`` returns the result dict; ArgoCDError is turned into fail_json.
-    """
-    module = module_factory()
-    try:
-        result = runner(module)
-    except ArgoCDError as exc:
-        module.fail_api(exc, "Argo CD API error")
-    module.exit_json(**result)
 
 
 # ---------------------------------------------------------------- diffing

@@ -318,10 +318,12 @@ class OperationError(Exception):
 
 class OperationRunner:
     """What argocd_sync and argocd_rollback share: read the application, deal with an
-    operation already running, and report the final state. ``clock``/``sleep`` are
-    injectable for tests; subclasses set ``error`` to their exception class."""
+    operation already running, request the operation, wait for it and report the final state.
+    ``clock``/``sleep`` are injectable for tests; subclasses set ``error`` to their exception
+    class, ``kind`` to the operation's name in messages and ``refusal`` to explain a refusal."""
 
     error = OperationError
+    kind = "operation"
 
     def __init__(self, params, client, check_mode=False, clock=None, sleep=None):
         self.params = params
@@ -379,6 +381,78 @@ class OperationRunner:
                 raise self.error("timed out waiting for the operation on %r to start so that it can be terminated "
                                  "(last answer: %s)" % (self.params["name"], message), app)
             self.sleep(min(self.params["poll_interval"], remaining))
+
+    @classmethod
+    def exit(cls, module):
+        """Run the task of ``module`` (an ArgoCDModule) and exit with its result or a failure
+        that carries the application as last seen."""
+        runner = cls(module.params, module.client, check_mode=module.check_mode)
+        try:
+            result = runner.run()
+        except OperationError as exc:
+            module.fail_json(msg=str(exc), application=exc.application)
+        except ArgoCDError as exc:
+            module.fail_api(exc, "%s of %r" % (cls.kind, module.params["name"]))
+        module.exit_json(**result)
+
+    def refusal(self, exc):
+        """The message for a refusal the module explains (sync window, automated sync), or None."""
+        return None
+
+    def request(self, app, post):
+        """Send the operation with ``post()`` once no operation runs; return (app, key, answer).
+
+        ``key`` is the operation_key read just before the request. Another operation may start
+        between that read and the request (Argo CD: 400 "another operation is already in
+        progress"): read again and retry until the deadline (at once fail with
+        on_running_operation=fail).
+        """
+        while True:
+            app = self.settle_running(app)
+            previous = operation_key(app)
+            try:
+                return app, previous, post()
+            except ArgoCDError as exc:
+                if exc.status == 400 and IN_PROGRESS in (exc.message or "").lower():
+                    app = self.get()
+                    if not operation_running(app):  # stale cache: wait a moment
+                        self.sleep(min(self.params["poll_interval"], max(self.deadline - self.clock(), 0)))
+                    if self.clock() >= self.deadline:
+                        raise self.error("timed out: %s" % exc.message, app)
+                    if self.params["on_running_operation"] == "fail":
+                        raise self.error("%s on %r: %s" % (IN_PROGRESS, self.params["name"], exc.message), app)
+                    continue
+                explained = self.refusal(exc)
+                if explained:
+                    raise self.error(explained, app)
+                raise
+
+    def follow(self, tracker, conditions, result):
+        """Wait for the operation ``tracker`` recognises to finish (a Failed/Error phase fails), then
+        for ``conditions`` (``sync``, ``health``) as compared after it finished, unless a dry run.
+
+        Puts operation_state and resource_messages of the finished operation into ``result``;
+        returns (the application when the operation finished, the application last seen).
+        """
+        name = self.params["name"]
+        try:
+            done = self.waiter.wait(tracker.finished, self.deadline, "the %s operation to finish" % self.kind)
+            check_phase(done)
+            result.update(operation_state=operation_state(done), resource_messages=resource_messages(done))
+            app = done
+            if conditions and not self.params["dry_run"]:
+                predicate = converged_predicate(conditions, operation_state(done).get("finishedAt"))
+                app = self.waiter.wait(predicate, self.deadline, " and ".join(conditions))
+        except WaitTimeout as exc:
+            raise self.error("%s on %r after %ss (last sync %s, health %s, operation %s)" % (
+                exc, name, self.params["timeout"],
+                (status_of(exc.last).get("sync") or {}).get("status"),
+                (status_of(exc.last).get("health") or {}).get("status"),
+                operation_state(exc.last).get("phase")), exc.last)
+        except SyncFailed as exc:
+            detail = str(exc).replace("sync operation", "operation")
+            raise self.error("%s of %r failed: %s" % (self.kind, name, detail), exc.application)
+        return done, app
 
     def finish(self, result, app):
         result.update(

@@ -138,23 +138,14 @@ terminated_operation:
   type: bool
 """
 
-from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_client import ArgoCDError
 from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_module import (
     ArgoCDModule,
     operation_argument_spec,
 )
 from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_wait import (
-    IN_PROGRESS,
     OperationError,
     OperationRunner,
     OperationTracker,
-    SyncFailed,
-    WaitTimeout,
-    check_phase,
-    converged_predicate,
-    operation_key,
-    operation_state,
-    resource_messages,
     status_of,
 )
 
@@ -218,30 +209,21 @@ class RollbackRunner(OperationRunner):
     """Runs one argocd_rollback task (waiting as argocd_sync does); ``clock``/``sleep`` injectable for tests."""
 
     error = RollbackError
+    kind = "rollback"
+
+    def refusal(self, exc):
+        if exc.status == 400 and AUTO_SYNC in (exc.message or "").lower():
+            return auto_sync_message(self.params["name"])
+        return None
 
     def request_rollback(self, app, entry):
-        """POST the rollback; retry after an in-progress race. Returns (app, tracker)."""
+        """POST the rollback; returns (app, tracker)."""
         body = build_rollback_request(self.params, entry["id"])
-        while True:
-            app = self.settle_running(app)
-            previous = operation_key(app)
-            try:
-                answer = self.client.rollback_application(self.params["name"], body)
-            except ArgoCDError as exc:
-                message = (exc.message or "").lower()
-                if exc.status == 400 and IN_PROGRESS in message:
-                    if self.clock() >= self.deadline or self.params["on_running_operation"] == "fail":
-                        raise RollbackError("%s on %r: %s" % (IN_PROGRESS, self.params["name"], exc.message), app)
-                    app = self.get()
-                    self.sleep(min(self.params["poll_interval"], max(self.deadline - self.clock(), 0)))
-                    continue
-                if exc.status == 400 and AUTO_SYNC in message:
-                    raise RollbackError(auto_sync_message(self.params["name"]), app)
-                raise
-            # a rollback request cannot carry an info marker: recognise the operation the server
-            # recorded by its revision and source, with a tolerance for clock skew
-            return app, OperationTracker(previous, self.client.last_response_date,
-                                         expected=(answer or {}).get("operation") or None)
+        app, previous, answer = self.request(app, lambda: self.client.rollback_application(self.params["name"], body))
+        # a rollback request cannot carry an info marker: recognise the operation the server
+        # recorded by its revision and source, with a tolerance for clock skew
+        return app, OperationTracker(previous, self.client.last_response_date,
+                                     expected=(answer or {}).get("operation") or None)
 
     def run(self):
         params = self.params
@@ -257,25 +239,10 @@ class RollbackRunner(OperationRunner):
             result["changed"] = not params["dry_run"]
             return self.finish(result, before)
         wait_for = params["wait_for"]
-        try:
-            app, tracker = self.request_rollback(before, entry)
-            result["changed"] = not params["dry_run"]
-            if not wait_for:
-                return self.finish(result, app)
-            app = self.waiter.wait(tracker.finished, self.deadline, "the rollback operation to finish")
-            check_phase(app)
-            result.update(operation_state=operation_state(app), resource_messages=resource_messages(app))
-            if "health" in wait_for and not params["dry_run"]:
-                predicate = converged_predicate(["health"], operation_state(app).get("finishedAt"))
-                app = self.waiter.wait(predicate, self.deadline, "health")
-        except WaitTimeout as exc:
-            raise RollbackError("%s on %r after %ss (last health %s, operation %s)" % (
-                exc, params["name"], params["timeout"],
-                (status_of(exc.last).get("health") or {}).get("status"),
-                operation_state(exc.last).get("phase")), exc.last)
-        except SyncFailed as exc:
-            detail = str(exc).replace("sync operation", "operation")
-            raise RollbackError("rollback of %r failed: %s" % (params["name"], detail), exc.application)
+        app, tracker = self.request_rollback(before, entry)
+        result["changed"] = not params["dry_run"]
+        if wait_for:
+            dummy, app = self.follow(tracker, [c for c in ("health",) if c in wait_for], result)
         return self.finish(result, app)
 
 
@@ -300,14 +267,7 @@ def main():
         argument_spec=argument_spec(), supports_check_mode=True,
         mutually_exclusive=[("id", "revision")], required_one_of=[("id", "revision")],
     )
-    runner = RollbackRunner(module.params, module.client, check_mode=module.check_mode)
-    try:
-        result = runner.run()
-    except RollbackError as exc:
-        module.fail_json(msg=str(exc), application=exc.application)
-    except ArgoCDError as exc:
-        module.fail_api(exc, "rollback of %r" % module.params["name"])
-    module.exit_json(**result)
+    RollbackRunner.exit(module)
 
 
 if __name__ == "__main__":

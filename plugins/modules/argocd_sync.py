@@ -191,26 +191,17 @@ terminated_operation:
   type: bool
 """
 
-from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_client import ArgoCDError
 from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_module import (
     ArgoCDModule,
     operation_argument_spec,
 )
 from ansible_collections.dictamesh.k3s_gitops.plugins.module_utils.argocd_wait import (
-    IN_PROGRESS,
     OPERATION_ID_INFO,
     OperationError,
     OperationRunner,
     OperationTracker,
-    SyncFailed,
-    WaitTimeout,
-    check_phase,
-    converged_predicate,
     new_operation_marker,
-    operation_key,
-    operation_running,
     operation_state,
-    resource_messages,
     status_of,
 )
 
@@ -268,31 +259,20 @@ class SyncRunner(OperationRunner):
     """Runs one argocd_sync task; ``clock``/``sleep`` are injectable for tests."""
 
     error = SyncError
+    kind = "sync"
+
+    def refusal(self, exc):
+        if exc.status == 403 and "sync window" in (exc.message or "").lower():
+            return "sync of %r blocked by a sync window: %s" % (self.params["name"], exc.message)
+        return None
 
     def request_sync(self, app):
-        """POST the sync; retry after an in-progress race. Returns (app, tracker)."""
+        """POST the sync (marked with a new operation id); returns (app, tracker)."""
         body = build_sync_request(self.params)
         marker = new_operation_marker()
         body["infos"] = [{"name": OPERATION_ID_INFO, "value": marker}]
-        while True:
-            app = self.settle_running(app)
-            previous = operation_key(app)
-            try:
-                self.client.sync_application(self.params["name"], body)
-            except ArgoCDError as exc:
-                if exc.status == 400 and IN_PROGRESS in (exc.message or "").lower():
-                    app = self.get()
-                    if not operation_running(app):  # stale cache: wait a moment
-                        self.sleep(min(self.params["poll_interval"], max(self.deadline - self.clock(), 0)))
-                    if self.clock() >= self.deadline:
-                        raise SyncError("timed out: %s" % exc.message, app)
-                    if self.params["on_running_operation"] == "fail":
-                        raise SyncError("%s on %r: %s" % (IN_PROGRESS, self.params["name"], exc.message), app)
-                    continue
-                if exc.status == 403 and "sync window" in (exc.message or "").lower():
-                    raise SyncError("sync of %r blocked by a sync window: %s" % (self.params["name"], exc.message), app)
-                raise
-            return app, OperationTracker(previous, self.client.last_response_date, marker=marker)
+        app, previous, dummy = self.request(app, lambda: self.client.sync_application(self.params["name"], body))
+        return app, OperationTracker(previous, self.client.last_response_date, marker=marker)
 
     def run(self):
         params = self.params
@@ -309,31 +289,15 @@ class SyncRunner(OperationRunner):
                           sync_status=sync, health_status=(status_of(before).get("health") or {}).get("status"))
             return result
         wait_for = params["wait_for"]
-        try:
-            app, tracker = self.request_sync(before)
-            if not wait_for:
-                result.update(changed=not params["dry_run"], application=app)
-                return self.finish(result, app)
-            app = self.waiter.wait(tracker.finished, self.deadline, "the sync operation to finish")
-            check_phase(app)
-            result.update(
-                operation_state=operation_state(app),
-                revision=(operation_state(app).get("syncResult") or {}).get("revision"),
-                resource_messages=resource_messages(app),
-                changed=sync_changed(before, app, params["dry_run"]),
-            )
-            conditions = [c for c in ("sync", "health") if c in wait_for]
-            if conditions and not params["dry_run"]:
-                predicate = converged_predicate(conditions, operation_state(app).get("finishedAt"))
-                app = self.waiter.wait(predicate, self.deadline, " and ".join(conditions))
-        except WaitTimeout as exc:
-            raise SyncError("%s on %r after %ss (last sync %s, health %s, operation %s)" % (
-                exc, params["name"], params["timeout"],
-                (status_of(exc.last).get("sync") or {}).get("status"),
-                (status_of(exc.last).get("health") or {}).get("status"),
-                operation_state(exc.last).get("phase")), exc.last)
-        except SyncFailed as exc:
-            raise SyncError("sync of %r failed: %s" % (params["name"], exc), exc.application)
+        app, tracker = self.request_sync(before)
+        if not wait_for:
+            result.update(changed=not params["dry_run"], application=app)
+            return self.finish(result, app)
+        done, app = self.follow(tracker, [c for c in ("sync", "health") if c in wait_for], result)
+        result.update(
+            revision=(operation_state(done).get("syncResult") or {}).get("revision"),
+            changed=sync_changed(before, done, params["dry_run"]),
+        )
         return self.finish(result, app)
 
 
@@ -368,14 +332,7 @@ def main():
     module = ArgoCDModule(argument_spec=argument_spec(), supports_check_mode=True)
     if module.params["force"] and not module.params["strategy"]:
         module.fail_json(msg="force needs strategy (apply or hook)")
-    runner = SyncRunner(module.params, module.client, check_mode=module.check_mode)
-    try:
-        result = runner.run()
-    except SyncError as exc:
-        module.fail_json(msg=str(exc), application=exc.application)
-    except ArgoCDError as exc:
-        module.fail_api(exc, "sync of %r" % module.params["name"])
-    module.exit_json(**result)
+    SyncRunner.exit(module)
 
 
 if __name__ == "__main__":

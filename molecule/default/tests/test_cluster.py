@@ -15,7 +15,7 @@ from typing import Any
 
 import testinfra.host
 
-VERSION = "v1.34.1+k3s1"
+VERSION = "v1.34.9+k3s1"
 K3S = "/usr/local/bin/k3s"
 
 

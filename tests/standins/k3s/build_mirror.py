@@ -32,7 +32,7 @@ from typing import Sequence
 HERE = Path(__file__).resolve().parent
 PACKAGE = HERE / "standin"
 CORE = PACKAGE / "core.py"
-DEFAULT_VERSION = "v1.34.1+k3s1"
+DEFAULT_VERSION = "v1.34.9+k3s1"
 PLACEHOLDER = '"__K3S_STANDIN_VERSION__"'
 
 

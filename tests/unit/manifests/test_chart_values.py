@@ -74,7 +74,7 @@ def chart_of(doc: dict[str, Any], k3s_version: str) -> tuple[str, str]:
 
 def k3s_version_of(scenario: str) -> str:
     if scenario == "defaults":
-        return role_default("k3s_install", "k3s_install_version")
+        return role_default("k3s_defaults", "k3s_defaults_version")
     return str(inventory("prod", "cluster.yml")["cluster_k3s_version"])
 
 

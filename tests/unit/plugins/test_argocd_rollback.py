@@ -191,3 +191,34 @@ def test_id_and_revision_are_exclusive_and_one_is_required():
 def test_missing_application():
     result = run_main(argocd_rollback, {"name": "a", "id": 0}, client_for([], get_states=[None]))
     assert result["failed"] and "not found" in result["msg"]
+
+
+def test_in_progress_race_reads_again_and_sends_the_same_request():
+    # an operation started between the read and the POST (400 "another operation is already in
+    # progress"): the loop shared with argocd_sync reads the application again and retries
+    in_progress = ArgoCDError("another operation is already in progress", status=400, code=9)
+    client = client_for([[BEFORE, RUNNING, DONE], [DONE, HEALTHY]], get_states=[BEFORE, BEFORE])
+    client.rollback_application.side_effect = [in_progress, RUNNING]
+    result = run_main(argocd_rollback, {"name": "a", "id": 0, "poll_interval": 0.01}, client)
+    assert result["failed"] is False, result
+    body = {"name": "a", "id": 0, "prune": False, "dryRun": False}
+    assert client.rollback_application.call_args_list == [mock.call("a", body), mock.call("a", body)]
+    assert client.get_application.call_count == 2
+    assert result["changed"] is True and result["health_status"] == "Healthy"
+
+
+def test_in_progress_race_with_fail_policy_fails_after_one_request():
+    in_progress = ArgoCDError("another operation is already in progress", status=400, code=9)
+    client = client_for([], get_states=[BEFORE, BEFORE])
+    client.rollback_application.side_effect = [in_progress]
+    result = run_main(argocd_rollback, {"name": "a", "id": 0, "on_running_operation": "fail",
+                                        "poll_interval": 0.01}, client)
+    assert result["failed"] and "already in progress on 'a'" in result["msg"]
+    assert client.rollback_application.call_count == 1
+
+
+def test_wait_timeout_names_the_rollback_and_last_state():
+    client = client_for([], get_states=[BEFORE] * 50)  # polling sees only the previous operation
+    result = run_main(argocd_rollback, {"name": "a", "id": 0, "timeout": 1, "watch": False,
+                                        "poll_interval": 0.2}, client)
+    assert result["failed"] and "timed out waiting for the rollback operation to finish on 'a'" in result["msg"]

@@ -25,9 +25,35 @@ def node(ready="Unknown", etcd=True, member="server-1-1a2b3c4d", address="192.0.
                                   {"type": "Ready", "status": ready}]}})}
 
 
+def listing(*results):
+    """`kubectl get nodes -o json` holding the Nodes of the given node() results."""
+    items = [json.loads(r["stdout"]) for r in results]
+    return {"rc": 0, "stderr": "", "stdout": json.dumps({"apiVersion": "v1", "kind": "List", "items": items})}
+
+
 def test_no_node_nothing_to_remove():
-    result = {"rc": 1, "stdout": "", "stderr": 'Error from server (NotFound): nodes "server-1" not found'}
+    other = json.loads(node()["stdout"])
+    other["metadata"]["name"] = "server-2"
+    result = {"rc": 0, "stderr": "", "stdout": json.dumps({"apiVersion": "v1", "kind": "List", "items": [other]})}
     assert k3s_stale_member(result, "server-1")["action"] == "none"
+
+
+def test_empty_answer_nothing_to_remove():
+    # `kubectl get node <name> --ignore-not-found -o json` prints nothing for a missing Node
+    # (kubernetes/kubectl pkg/cmd/get/get.go: no infos and IgnoreNotFound -> no output)
+    assert k3s_stale_member({"rc": 0, "stdout": "", "stderr": ""}, "server-1")["action"] == "none"
+
+
+def test_node_found_in_the_list():
+    answer = k3s_stale_member(listing(node()), "server-1", "192.0.2.11")
+    assert (answer["action"], answer["member"]) == ("remove", "server-1-1a2b3c4d")
+    assert k3s_stale_member(listing(node(ready="True")), "server-1")["action"] == "wait"
+
+
+def test_kubectl_error_text_is_not_read():
+    """A failed kubectl is a refusal whatever it says: absence is decided from data, not from 'NotFound'."""
+    result = {"rc": 1, "stdout": "", "stderr": 'Error from server (NotFound): nodes "server-1" not found'}
+    assert k3s_stale_member(result, "server-1")["action"] == "refuse"
 
 
 def test_not_ready_member_is_removed():

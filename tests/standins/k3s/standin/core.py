@@ -84,6 +84,10 @@ SERVER_KEYS = {
     "system-default-registry", "tls-san", "tls-san-security", "token", "token-file",
     "write-kubeconfig", "write-kubeconfig-group", "write-kubeconfig-mode", "with-node-id",
     "disable-agent", "kube-cloud-controller-manager-arg", "airgap-extra-registry",
+    # etcd snapshots on S3 and their schedule (standin/s3.py, standin/day2.py)
+    "etcd-disable-snapshots", "etcd-snapshot-name", "etcd-s3", "etcd-s3-endpoint", "etcd-s3-endpoint-ca",
+    "etcd-s3-skip-ssl-verify", "etcd-s3-insecure", "etcd-s3-bucket", "etcd-s3-region", "etcd-s3-folder",
+    "etcd-s3-access-key", "etcd-s3-secret-key", "etcd-s3-timeout",
 }
 AGENT_KEYS = {
     "config", "data-dir", "debug", "flannel-iface", "kubelet-arg", "kube-proxy-arg",
@@ -97,6 +101,7 @@ BOOL_FLAGS = {
     "disable-helm-controller", "disable-kube-proxy", "embedded-registry", "secrets-encryption",
     "selinux", "protect-kernel-defaults", "prefer-bundled-bin", "with-node-id",
     "disable-cloud-controller", "etcd-expose-metrics", "flannel-ipv6-masq",
+    "etcd-disable-snapshots", "etcd-snapshot-compress", "etcd-s3", "etcd-s3-skip-ssl-verify", "etcd-s3-insecure",
 }
 LIST_KEYS = {"disable", "tls-san", "node-label", "node-taint", "kubelet-arg",
              "kube-apiserver-arg", "kube-proxy-arg", "etcd-arg", "node-external-ip"}

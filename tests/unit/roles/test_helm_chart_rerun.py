@@ -1,0 +1,95 @@
+"""helm_chart on a re-run (issue 14): a manifest that did not change, whose helm-install job had
+completed, costs one structured read (jobs and pods) and no wait; a changed manifest, or an
+install that had not completed, still waits for the job and the rollouts.
+
+Run by ansible-playbook on localhost against the K3S stand-in's platform module as kubectl (the
+harness of test_platform_waits.py), with every kubectl call logged.
+helm-controller keeps a completed job and replaces it only when the chart's job spec changes
+(k3s-io/helm-controller pkg/controllers/chart/chart.go: no TTL on the job, jobPatcher deletes and
+recreates it on a change), which is what the stand-in imitates (tests/standins/FIDELITY.md).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from test_platform_waits import CHART, Site  # noqa: E402  pylint: disable=wrong-import-position
+
+ROLLOUTS = [{"namespace": "cert-manager", "kind": "deployment", "name": "cert-manager"}]
+FAST = {"K3S_STANDIN_SCAN_INTERVAL": "1", "K3S_STANDIN_HELM_DELAY": "1", "K3S_STANDIN_ROLLOUT_DELAY": "3"}
+
+
+def logged_site(tmp_path: Path, **env: str) -> tuple[Site, Path]:
+    """A Site whose kubectl shim appends each call's arguments to a log (one JSON list a line)."""
+    site = Site(tmp_path, dict(FAST, **env))
+    log = tmp_path / "kubectl.log"
+    site.shim.write_text("import json as _j, sys as _s\nopen(%r, 'a').write(_j.dumps(_s.argv[1:]) + '\\n')\n"
+                         % str(log) + site.shim.read_text())
+    assert site.kubectl("get", "crd").returncode == 0  # K3S is running
+    return site, log
+
+
+def calls(log: Path) -> list[list[str]]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def job_uid(site: Site) -> str:
+    return site.kubectl("-n", "kube-system", "get", "job", "helm-install-cert-manager", "-o",
+                        "jsonpath={.metadata.uid}").stdout
+
+
+def rolled_out(site: Site) -> bool:
+    out = site.kubectl("-n", "cert-manager", "get", "deployment", "cert-manager", "-o", "json")
+    obj = json.loads(out.stdout)
+    return (obj["status"].get("observedGeneration") == obj["metadata"]["generation"]
+            and obj["status"].get("availableReplicas") == 1)
+
+
+def test_unchanged_completed_chart_is_read_once_and_not_waited_for(tmp_path):
+    site, log = logged_site(tmp_path)
+    result, _seconds = site.helm_chart("cert-manager", helm_chart_timeout=60, helm_chart_rollouts=ROLLOUTS)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert rolled_out(site)
+    log.unlink()
+    result, _seconds = site.helm_chart("cert-manager", helm_chart_timeout=60, helm_chart_rollouts=ROLLOUTS)
+    assert result.returncode == 0 and "changed=0" in result.stdout, result.stdout[-3000:]
+    # One read of the job and its pods; no new-job wait, no job wait, no rollout read.
+    assert calls(log) == [["-n", "kube-system", "get", "jobs,pods", "-l",
+                           "helmcharts.helm.cattle.io/chart=cert-manager", "-o", "json"]], calls(log)
+
+
+def test_changed_manifest_still_waits_for_the_new_job_and_the_rollout(tmp_path):
+    site, log = logged_site(tmp_path)
+    result, _seconds = site.helm_chart("cert-manager", helm_chart_timeout=60, helm_chart_rollouts=ROLLOUTS)
+    assert result.returncode == 0, result.stdout[-3000:]
+    first_uid = job_uid(site)
+    log.unlink()
+    changed = CHART.format(name="cert-manager").replace("enabled: true", "enabled: true\n    replicaCount: 1")
+    result, _seconds = site.helm_chart("cert-manager", helm_chart_timeout=60, helm_chart_rollouts=ROLLOUTS,
+                                       helm_chart_manifest_content=changed)
+    assert result.returncode == 0 and "changed=1" in result.stdout, result.stdout[-3000:]
+    assert job_uid(site) not in ("", first_uid), "no new helm-install job after the change"
+    assert rolled_out(site), "the role returned before the new generation rolled out"
+    verbs = [call[2:4] for call in calls(log)]
+    assert ["get", "deployment"] in verbs, calls(log)
+
+
+def test_rerun_after_an_unfinished_install_waits_for_it(tmp_path):
+    # The manifest is on the server but its install was never awaited (a run stopped right after
+    # the write): the re-run's write changes nothing, yet the job has not completed (each helm
+    # attempt takes 15 s here, so it is still running or not even started when the re-run reads it).
+    site, log = logged_site(tmp_path, K3S_STANDIN_HELM_DELAY="15")
+    manifest = site.manifests / "cert-manager.yaml"
+    manifest.write_text(CHART.format(name="cert-manager"))
+    manifest.chmod(0o600)
+    result, _seconds = site.helm_chart("cert-manager", helm_chart_timeout=60, helm_chart_rollouts=ROLLOUTS)
+    assert result.returncode == 0 and "changed=0" in result.stdout, result.stdout[-3000:]
+    job = json.loads(site.kubectl("-n", "kube-system", "get", "job", "helm-install-cert-manager", "-o", "json").stdout)
+    assert any(c["type"] == "Complete" and c["status"] == "True" for c in job["status"].get("conditions", [])), \
+        "the re-run returned before the install completed"
+    assert rolled_out(site), "the re-run returned before the rollout"
+    verbs = [call[2:4] for call in calls(log)]
+    assert ["get", "deployment"] in verbs, calls(log)
