@@ -97,7 +97,6 @@ class Site:
             self.thread.join()
         self.api.shutdown()
 
-
     def kubectl(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([*self.kubectl_cmd.split(), *args], capture_output=True, text=True,
                               env=self.env, timeout=60, check=False)
@@ -157,7 +156,7 @@ def test_failing_chart_reported_with_its_log_before_the_timeout(make_site):
 
 def test_chart_waits_for_job_and_rollouts_and_reruns_unchanged(make_site):
     site = make_site({"K3S_STANDIN_SCAN_INTERVAL": "1", "K3S_STANDIN_HELM_DELAY": "1",
-                           "K3S_STANDIN_ROLLOUT_DELAY": "3"})
+                      "K3S_STANDIN_ROLLOUT_DELAY": "3"})
     site.start()
     assert site.kubectl("get", "crd").returncode == 0
     rollouts = [{"namespace": "cert-manager", "kind": "deployment", "name": "cert-manager"}]
@@ -172,7 +171,7 @@ def test_chart_waits_for_job_and_rollouts_and_reruns_unchanged(make_site):
 
 def test_rollout_that_does_not_finish_fails_with_its_state(make_site):
     site = make_site({"K3S_STANDIN_SCAN_INTERVAL": "1", "K3S_STANDIN_HELM_DELAY": "1",
-                           "K3S_STANDIN_ROLLOUT_DELAY": "600"})
+                      "K3S_STANDIN_ROLLOUT_DELAY": "600"})
     site.start()
     assert site.kubectl("get", "crd").returncode == 0
     rollouts = [{"namespace": "cert-manager", "kind": "deployment", "name": "cert-manager"}]

@@ -212,6 +212,7 @@ def test_cordon_drain_uncordon_with_a_real_kubectl(make) -> None:
     assert unknown.returncode == 1 and 'nodes "ghost" not found' in unknown.stderr
     # drain evicted coredns and metrics-server (their ReplicaSets place them again on a schedulable
     # node: none while s1 is cordoned) and left the servicelb DaemonSet pod alone
+
     def placed() -> dict[str, str]:
         pods = json.loads(server.run("kubectl", "get", "pods", "-A", "-o", "json").stdout)["items"]
         return {p["metadata"]["name"].split("-")[0]: p["spec"].get("nodeName") for p in pods

@@ -144,8 +144,8 @@ class ApiServer:
         if patch:
             self.store.patch(self.nodes_rt, "", name, "application/merge-patch+json", {"metadata": patch})
         if obj.get("status") != desired["status"]:
-            self.store.update(self.nodes_rt, "", name, dict(self.store.get(self.nodes_rt, "", name),
-                                                          status=desired["status"]), "status")
+            current = self.store.get(self.nodes_rt, "", name)
+            self.store.update(self.nodes_rt, "", name, dict(current, status=desired["status"]), "status")
 
     def _finalize(self, name: str, obj: dict) -> None:
         """k3s pkg/etcd/member_controller.go onRemove: remove the member, then let the Node go."""
