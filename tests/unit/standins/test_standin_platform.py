@@ -92,6 +92,8 @@ class Cluster:
                                                       "crt": b64("client-admin.crt"), "key": b64("client-admin.key")})
         self.home = root
         self.lock = threading.Lock()
+        self.clock = 1000.0
+        self.step()  # K3S's start scan at 1000 (then every 15 s from there), before the thread runs
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
@@ -123,8 +125,8 @@ class Cluster:
 
     def scan(self) -> None:
         """Move the clock to K3S's next scan (every 15 s from the first pass, at 1000)."""
-        self.clock = 1000.0 + ((self.clock - 1000.0) // 15 + 1) * 15
-        self.step()
+        self.clock = 1000.0 + ((self.clock - 1000.0) // 15 + 1) * 15 + 0.1  # just past it (the start scan
+        self.step()  # ran a few microseconds after 1000)
 
     def run(self, *args: str) -> tuple[int, str, str]:
         self.step()  # what the controllers did up to now, before kubectl looks
@@ -409,17 +411,17 @@ def test_scan_interval(cluster, monkeypatch):
     assert job_uid(cluster, "cert-manager") == ""  # the first scan, at 1000
     cluster.clock = 1001.0
     cluster.write("cert-manager.yaml", HELMCHART)
-    cluster.clock = 1014.8  # (the clock runs on in real time: kubectl's start is a fraction of it)
+    cluster.clock = 1012.0  # (the clock runs on in real time while kubectl starts: a margin)
     assert job_uid(cluster, "cert-manager") == ""
-    cluster.clock = 1015.0
+    cluster.clock = 1015.1
     assert job_uid(cluster, "cert-manager")
     rc, out, _err = cluster.run("-n", "kube-system", "get", "job", "helm-install-cert-manager", "-o",
                                 "jsonpath={.status.startTime}")  # (creationTimestamp: the API server's own clock)
     assert out == platform.stamp(1015.0), "the job is created at the scan, not at the kubectl call"
     monkeypatch.setenv("K3S_STANDIN_SCAN_INTERVAL", "1")
-    cluster.write("cert-manager.yaml", HELMCHART.replace("v1.21.1", "v1.21.2"))
     first = job_uid(cluster, "cert-manager")
-    cluster.clock += 1
+    cluster.write("cert-manager.yaml", HELMCHART.replace("v1.21.1", "v1.21.2"))
+    cluster.clock += 1.1
     assert job_uid(cluster, "cert-manager") != first
 
 
@@ -480,7 +482,8 @@ def test_failing_chart_restarts_in_place_then_fails_past_backoff_limit(cluster):
     assert rc == 1 and "timed out" in err and cluster.clock >= before + 20
 
 
-def test_workloads_roll_out_over_time(cluster):
+def test_workloads_roll_out_over_time(cluster, monkeypatch):
+    monkeypatch.setenv("K3S_STANDIN_ROLLOUT_DELAY", "30")  # long against kubectl's start under load
     assert job_uid(cluster, "cert-manager") == ""  # K3S's first scan
     cluster.write("cert-manager.yaml", HELMCHART)
     cluster.scan()
@@ -494,7 +497,7 @@ def test_workloads_roll_out_over_time(cluster):
     rc, out, err = cluster.run("-n", "cert-manager", "rollout", "status", "deployment/cert-manager", "--timeout=1s")
     assert rc == 1 and err == "error: timed out waiting for the condition\n"
     assert out == 'Waiting for deployment "cert-manager" rollout to finish: 0 of 1 updated replicas are available...\n'
-    cluster.clock += 2
+    cluster.clock += 30
     rc, out, _err = cluster.run("-n", "cert-manager", "get", "deployment", "cert-manager", "-o", "json")
     assert json.loads(out)["status"]["availableReplicas"] == 1
     # A chart upgrade rolls the workloads out again (a new generation).

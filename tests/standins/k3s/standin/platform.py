@@ -188,6 +188,7 @@ class Platform:
         self.now = now
         self.path = os.path.join(data_dir, "server", "standin-platform.json")
         self.state = {}
+        self._raw = None
         self._lock = None
 
     # -- persistence
@@ -197,16 +198,19 @@ class Platform:
         fcntl.flock(self._lock, fcntl.LOCK_EX)
         try:
             with open(self.path, encoding="utf-8") as handle:
-                self.state = json.load(handle)
+                self._raw = handle.read()
+            self.state = json.loads(self._raw)
         except (OSError, ValueError):
-            self.state = {}
+            self.state, self._raw = {}, None
         return self
 
     def __exit__(self, *exc):
-        tmp = self.path + ".tmp"
-        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
-            json.dump(self.state, handle, indent=1, sort_keys=True)
-        os.replace(tmp, self.path)
+        raw = json.dumps(self.state, sort_keys=True, separators=(",", ":"))
+        if raw != self._raw:  # the controllers run every second: write only what changed
+            tmp = self.path + ".tmp"
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
+                handle.write(raw)
+            os.replace(tmp, self.path)
         fcntl.flock(self._lock, fcntl.LOCK_UN)
         self._lock.close()
 
@@ -538,7 +542,7 @@ def pod_object(namespace, name, job, now):
         return None
     container = {"name": "helm", "restartCount": view["restarts"], "ready": view["pod_state"] == "running"}
     if view["pod_state"] == "running":
-        container["state"] = {"running": {"startedAt": stamp(now)}}
+        container["state"] = {"running": {"startedAt": stamp(view["since"])}}  # not now: no rewrite every pass
     elif view["pod_state"] == "crashloop":
         container["state"] = {"waiting": {"reason": "CrashLoopBackOff",
                                           "message": "back-off restarting failed container helm"}}
@@ -738,11 +742,16 @@ class Projector:
         key = "%s/%s/%s/%s" % (rt.group, rt.plural, namespace, meta["name"])
         self.seen.add(key)
         rec = self.written.get(key)
+        main = _digest(obj)
+        unchanged = rec is not None and rec.get("main") == main and (uid is None or rec.get("uid") == uid) \
+            and (status is None or not rt.status or rec.get("status_in") == _digest(status)) \
+            and (log is None or rec.get("log") == _digest(log))
+        if unchanged:  # nothing to write: no copy of the stored object (this runs every second)
+            return self.store.objects.get(self.store.key(rt, namespace, meta["name"]))
         existing = self.current(rt, namespace, meta["name"])
         if rec is not None and uid is not None and rec.get("uid") != uid and existing is not None:
             self._delete(rt, namespace, meta["name"])  # a new object of the same name (recreated Job)
             existing, rec = None, None
-        main = _digest(obj)
         if rec is None or rec.get("main") != main:
             body = json.loads(json.dumps(obj))
             if existing is None:
@@ -755,6 +764,7 @@ class Projector:
         elif existing is None:
             return None  # a client deleted it: controllers here do not recreate
         if status is not None and rt.status:
+            rec["status_in"] = _digest(status)
             if "observedGeneration" in status:  # the workload controllers observe the stored generation
                 status = dict(status, observedGeneration=existing["metadata"].get("generation", 1))
             wanted = _digest(status)
