@@ -419,6 +419,25 @@ def test_deleting_a_member_node_reaches_every_server_at_once(cluster) -> None:
     assert ready(wait_nodes(s1, {"s3"})["s3"])
 
 
+def test_api_objects_survive_a_restart(cluster) -> None:
+    """The API's objects live under the data dir (as K3S's datastore does): a restart keeps them."""
+    s1 = first_server(cluster)
+    assert s1.kubectl("cordon", "s1").returncode == 0
+    manifest = s1.root / "kept.json"  # (`create -f`: kubectl's typed `create configmap` sends protobuf)
+    manifest.write_text(json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kept"},
+                                    "data": {"a": "b"}}))
+    made = s1.kubectl("create", "-f", str(manifest))
+    assert made.returncode == 0, made.stderr
+    state = s1.data("server/db/kubeapi.json")
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    s1.stop()
+    s1.start()
+    s1.wait_ready()
+    assert s1.nodes()["s1"]["spec"].get("unschedulable") is True
+    kept = s1.kubectl("get", "configmap", "kept", "-o", "jsonpath={.data.a}")
+    assert (kept.returncode, kept.stdout) == (0, "b"), kept.stderr
+
+
 def test_cordon_is_one_node_state_for_every_server(cluster) -> None:
     """One etcd holds the Node: a cordon through one server is seen through the others."""
     s1 = first_server(cluster)

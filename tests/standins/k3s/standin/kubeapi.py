@@ -1256,6 +1256,12 @@ class KubeAPI:
             return req.send_json(200, store.list(rt, namespace, query.get("labelSelector", ""),
                                                  query.get("fieldSelector", "")))
         body = req.read_body() if method in ("POST", "PUT", "PATCH", "DELETE") else None
+        body_type = (req.headers.get("Content-Type") or "").split(";")[0].strip()
+        if method in ("POST", "PUT") and body_type in ("application/vnd.kubernetes.protobuf", "application/cbor"):
+            # Only JSON is served: 415, on which client-go retries with JSON (what kubectl's typed
+            # clients, e.g. `kubectl create configmap`, send first).
+            raise ApiError(415, "UnsupportedMediaType", 'the body of the request was in an unknown format - '
+                           'accepted media types include: application/json, application/yaml')
         if method == "POST" and sub == "eviction" and name:
             result = store.evict(namespace, name, self._json(body))
             return req.send_json(result["code"], result)
