@@ -127,9 +127,15 @@ def valid_item(section: str, top: str) -> Dict[str, Any]:
     return dict(sample)
 
 
+def group_vars_files(env: str) -> List[Path]:
+    """An inventory's group_vars/all files in Ansible's order: the shared base (_common) first."""
+    group_vars = REPO / "inventories" / env / "group_vars" / "all"
+    return sorted(group_vars.glob("_common/*.yml")) + sorted(group_vars.glob("*.yml"))
+
+
 def staging_values() -> Dict[str, Any]:
     values: Dict[str, Any] = {}
-    for path in sorted((REPO / "inventories" / "staging" / "group_vars" / "all").glob("*.yml")):
+    for path in group_vars_files("staging"):
         values.update(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
     return values
 
@@ -184,7 +190,7 @@ def sample_values(paths: List[Path]) -> Dict[str, Any]:
 
 @pytest.mark.parametrize("env", ["staging", "prod", "lab"])
 def test_sample_inventories_pass(env: str) -> None:
-    values = sample_values(sorted((REPO / "inventories" / env / "group_vars" / "all").glob("*.yml")))
+    values = sample_values(group_vars_files(env))
     values.update({"cluster_token": "x" * 32})
     assert operator_input_problems(values, ["cluster", "platform", "gitops", "argocd_connection"], SPEC) == []
 
@@ -216,7 +222,8 @@ def test_every_operator_variable_is_declared() -> None:
     default are all declared."""
     declared = {name for body in SPEC.values() for name in body["options"]}
     used = set()
-    for path in (REPO / "inventories").glob("*/group_vars/all/*.yml"):
+    inventories = REPO / "inventories"
+    for path in list(inventories.glob("*/group_vars/all/*.yml")) + list(inventories.glob("common/*.yml")):
         used |= set(re.findall(r"^#?\s?([a-z][a-z0-9_]*):", path.read_text(encoding="utf-8"), re.M))
     for path in list((REPO / "playbooks").glob("*.yml")) + list((REPO / "playbooks" / "tasks").glob("*.yml")):
         used |= set(re.findall(r"\b([a-z][a-z0-9_]*)\s*\|\s*default\(", path.read_text(encoding="utf-8")))
@@ -263,3 +270,21 @@ def test_overlapping_cluster_networks_refused() -> None:
     assert "service-cidr" in " ".join(shape(["s1"], [], {}, {"service-cidr": "10.43.0.0/33"}))
     assert shape(["s1"], [], {"s1": {"node_ip": "192.0.2.1"}}, {"cluster-cidr": "10.52.0.0/16",
                                                                "service-cidr": "10.53.0.0/16"}) == []
+
+
+def test_every_role_variable_has_a_declared_type() -> None:
+    """Where the operator's variables reach a role (renamed), the role's argument_specs declare every
+    default with a type, and every list with its elements."""
+    problems = []
+    for path in sorted((REPO / "roles").glob("*/meta/argument_specs.yml")):
+        specs = yaml.safe_load(path.read_text(encoding="utf-8"))["argument_specs"]
+        declared: Dict[str, Any] = {}
+        for entry in specs.values():
+            declared.update(entry.get("options") or {})
+        defaults_path = path.parent.parent / "defaults" / "main.yml"
+        defaults = yaml.safe_load(defaults_path.read_text(encoding="utf-8")) or {} if defaults_path.exists() else {}
+        problems += ["%s: %s has a default but no declaration" % (path, n) for n in defaults if n not in declared]
+        problems += ["%s: %s has no type" % (path, n) for n, o in declared.items() if "type" not in o]
+        problems += ["%s: %s is a list without elements" % (path, n) for n, o in declared.items()
+                     if o.get("type") == "list" and "elements" not in o]
+    assert problems == []
