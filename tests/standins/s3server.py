@@ -50,7 +50,7 @@ def wait_up(url: str, timeout: float = 60) -> None:
 
 
 def start(state: Path, port: int, bucket: str) -> dict:
-    import boto3  # pylint: disable=import-outside-toplevel  (comes with moto)
+    import boto3  # pylint: disable=import-outside-toplevel
 
     state.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
@@ -91,7 +91,7 @@ def stop(state: Path) -> bool:
     except ProcessLookupError:
         pid_file.unlink()
         return False
-    for _ in range(50):
+    for _attempt in range(50):
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
