@@ -108,5 +108,6 @@ def test_playbook_plays_using_the_settings_load_them() -> None:
 def test_inventory_samples_pin_the_release() -> None:
     pinned = _defaults()["k3s_defaults_version"]
     for inventory in ("prod", "staging", "lab"):
-        cluster = _yaml(REPO / "inventories" / inventory / "group_vars" / "all" / "cluster.yml")
+        group_vars = REPO / "inventories" / inventory / "group_vars" / "all"
+        cluster = {**_yaml(group_vars / "_common" / "cluster.yml"), **_yaml(group_vars / "cluster.yml")}
         assert cluster["cluster_k3s_version"] == pinned, inventory
