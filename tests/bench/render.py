@@ -137,10 +137,10 @@ def section_baseline(results: dict[str, Any]) -> str:
     out = ["## 5. Side by side with a baseline commit (`BENCH_BASELINE=<rev>`)", ""]
     if not base:
         err = results.get("baseline_error", {}).get("error")
-        return "\n".join(out + [f"No result: {err}" if err else
-                                 "Not measured yet: `BENCH_BASELINE=<rev> make bench BENCH=\"site upgrade\"` runs the "
-                                 "VM benchmarks for this checkout, then for <rev> from a temporary git worktree, on "
-                                 "fresh VMs of the same spec, back to back."])
+        how = ("Not measured yet: `BENCH_BASELINE=<rev> make bench BENCH=\"site upgrade\"` runs the VM "
+               "benchmarks for this checkout, then for <rev> from a temporary git worktree, on fresh VMs of the "
+               "same spec, back to back.")
+        return "\n".join(out + [f"No result: {err}" if err else how])
     out += [f"Baseline {base['rev']} (commit {base.get('commit')}), measured {base.get('when')} on "
             f"{base.get('vms')}; this checkout: commit "
             f"{(results.get('site') or results.get('upgrade') or {}).get('commit', 'not recorded')}. "
@@ -154,7 +154,7 @@ def section_baseline(results: dict[str, Any]) -> str:
     out.append(table(["benchmark", "figure", "this checkout", f"baseline {base['rev']}"], rows))
     for key in ("site_error", "upgrade_error"):
         if key in base:
-            out += ["", f"Baseline {key.split('_')[0]} failed: {base[key].get('error', '')[:500]}"]
+            out += ["", f"Baseline {key.split('_', maxsplit=1)[0]} failed: {base[key].get('error', '')[:500]}"]
     if base.get("site", {}).get("rerun"):
         out += ["", "Slowest tasks of the baseline's re-run:", "",
                 table(["task", "play", "s"], [[t["task"], t["play"], t["seconds"]]
