@@ -52,6 +52,13 @@ CASES: List[Dict[str, Any]] = [
      "variable": "gitops_repo_url", "expect": "without credentials", "hidden": "s3cr3t-pw"},
     {"id": "gitops-sync-timeout-10m", "playbook": "playbooks/gitops_bootstrap.yml",
      "group_vars": {"gitops_sync_timeout": "10m"}, "variable": "gitops_sync_timeout", "expect": '"10m"'},
+    {"id": "gitops-project-destination-without-server", "playbook": "playbooks/gitops_bootstrap.yml",
+     "group_vars": {"gitops_bootstrap_project": {"sourceRepos": ["*"], "destinations": [{"namespace": "apps"}]}},
+     "variable": "gitops_bootstrap_project.destinations[0]", "expect": "neither server nor name"},
+    {"id": "gitops-sync-window-four-fields", "playbook": "playbooks/gitops_bootstrap.yml",
+     "group_vars": {"gitops_bootstrap_project": {"sourceRepos": ["*"], "syncWindows": [
+         {"kind": "allow", "schedule": "0 9 * *", "duration": "1h", "applications": ["*"]}]}},
+     "variable": "gitops_bootstrap_project.syncWindows[0].schedule", "expect": '"0 9 * *"'},
     {"id": "upgrade-drain-quoted-no", "playbook": "playbooks/upgrade_k3s.yml",
      "group_vars": {"cluster_upgrade_drain": "no"}, "variable": "cluster_upgrade_drain", "expect": '"no"'},
     {"id": "upgrade-platform-metrics-yes", "playbook": "playbooks/upgrade_platform.yml",

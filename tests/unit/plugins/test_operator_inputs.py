@@ -288,3 +288,49 @@ def test_every_role_variable_has_a_declared_type() -> None:
         problems += ["%s: %s is a list without elements" % (path, n) for n, o in declared.items()
                      if o.get("type") == "list" and "elements" not in o]
     assert problems == []
+
+
+# ---------------------------------------------------------------- Argo CD object specs
+
+def crd_spec(name: str) -> Dict[str, Any]:
+    crd = yaml.safe_load((REPO / "tests" / "schemas" / name).read_text(encoding="utf-8"))
+    return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+
+
+def test_argocd_field_lists_are_the_crds() -> None:
+    from operator_inputs import (  # pylint: disable=import-outside-toplevel
+        APPLICATION_SPEC, APPPROJECT_SPEC, DESTINATION, SYNC_WINDOW)
+    project, application = crd_spec("appproject-crd.yaml"), crd_spec("application-crd.yaml")
+    assert sorted(project["properties"]) == sorted(APPPROJECT_SPEC)
+    assert sorted(project["properties"]["destinations"]["items"]["properties"]) == sorted(DESTINATION)
+    assert sorted(project["properties"]["syncWindows"]["items"]["properties"]) == sorted(SYNC_WINDOW)
+    assert sorted(application["properties"]) == sorted(APPLICATION_SPEC)
+    assert sorted(application["properties"]["destination"]["properties"]) == sorted(DESTINATION)
+
+
+def test_role_default_specs_pass() -> None:
+    from operator_inputs import argocd_spec_problems  # pylint: disable=import-outside-toplevel
+    defaults = yaml.safe_load((REPO / "roles" / "gitops_bootstrap" / "defaults" / "main.yml").read_text(encoding="utf-8"))
+    assert argocd_spec_problems(defaults["gitops_bootstrap_project"], "AppProject", "gitops_bootstrap_project") == []
+    assert argocd_spec_problems(defaults["gitops_bootstrap_app_spec"], "Application", "gitops_bootstrap_app_spec") == []
+
+
+@pytest.mark.parametrize("kind, spec, expected", [
+    ("AppProject", {"destinations": [{"namespace": "x"}]}, "gitops_bootstrap_project.destinations[0] has neither server"),
+    ("AppProject", {"syncWindows": [{"kind": "allow", "schedule": "0 9 * *", "duration": "1h"}]},
+     'syncWindows[0].schedule is "0 9 * *"'),
+    ("AppProject", {"syncWindows": [{"kind": "maybe", "schedule": "* * * * *", "duration": "1h"}]},
+     'syncWindows[0].kind is "maybe"'),
+    ("AppProject", {"syncWindows": [{"kind": "deny", "schedule": "* * * * *", "duration": "one hour"}]},
+     'syncWindows[0].duration is "one hour"'),
+    ("AppProject", {"sourceRepo": ["x"]}, 'unknown field "sourceRepo"'),
+    ("AppProject", {"sourceRepos": "https://x"}, "sourceRepos is"),
+    ("AppProject", "not a mapping", "expected a mapping"),
+    ("Application", {"project": "p", "destination": {"namespace": "argocd"}}, "destination has neither server"),
+    ("Application", {"project": "p", "destination": {"server": "s"}, "syncpolicy": {}}, 'unknown field "syncpolicy"'),
+])
+def test_argocd_specs_refused(kind: str, spec: Any, expected: str) -> None:
+    from operator_inputs import argocd_spec_problems  # pylint: disable=import-outside-toplevel
+    name = "gitops_bootstrap_project" if kind == "AppProject" else "gitops_bootstrap_app_spec"
+    message = " ".join(argocd_spec_problems(spec, kind, name))
+    assert expected in message and name in message, message
