@@ -268,8 +268,8 @@ def test_overlapping_cluster_networks_refused() -> None:
     assert "cluster-cidr 10.0.0.0/8 and service-cidr 10.43.0.0/16 overlap" in message
     assert 'node_ip "10.43.0.5" of s1 is inside the cluster network' in message
     assert "service-cidr" in " ".join(shape(["s1"], [], {}, {"service-cidr": "10.43.0.0/33"}))
-    assert shape(["s1"], [], {"s1": {"node_ip": "192.0.2.1"}}, {"cluster-cidr": "10.52.0.0/16",
-                                                               "service-cidr": "10.53.0.0/16"}) == []
+    separate = {"cluster-cidr": "10.52.0.0/16", "service-cidr": "10.53.0.0/16"}
+    assert shape(["s1"], [], {"s1": {"node_ip": "192.0.2.1"}}, separate) == []
 
 
 def test_every_role_variable_has_a_declared_type() -> None:
