@@ -83,6 +83,15 @@ def section_site(results: dict[str, Any]) -> str:
             "is ok + skipped + failed + unreachable summed over the hosts of the recap (ok already "
             "includes changed). Controller CPU is user+sys of ansible-playbook and all its children, "
             "plus the SSH ControlPersist masters alive at the end.", "",
+            "What a re-run leaves out since issue 14 (figures measured before it, with commit "
+            "'not recorded', do not show it; compare with a baseline before it): for each "
+            "chart (ingress, cert-manager, Longhorn, Argo CD) whose manifest is unchanged and whose "
+            "helm-install job had completed, the new-job wait, the job wait and the rollout wait "
+            "(one `kubectl get jobs,pods` read remains); the fact gathering of the Argo CD CLI plays "
+            "(the facts come from k3s_cluster.yml's first play, which gathers only the platform, "
+            "distribution, pkg_mgr and network subsets). On first runs and changes the rollout wait "
+            "reads each namespace's workloads with one `kubectl` per poll instead of one per workload.",
+            "",
             "Slowest tasks of the first converge:", ""]
     out.append(table(["task", "play", "s"],
                      [[s["task"], s["play"], s["seconds"]] for s in site["converge"]["slowest"]]))
