@@ -12,31 +12,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
-import json
-
 from ansible.errors import AnsibleFilterError
+from ansible_collections.dictamesh.k3s_gitops.plugins.plugin_utils.kubectl_json import (
+    kubectl_items as _items,
+    load_kubectl_json as _load,
+)
 
 try:
     from ansible.module_utils.six import string_types
 except ImportError:  # pragma: no cover
     string_types = (str,)
-
-
-def _load(value, what):
-    """A kubectl -o json answer as data: '' (--ignore-not-found, nothing found) is None."""
-    if value is None:
-        return None
-    if isinstance(value, string_types):
-        if not value.strip():
-            return None
-        try:
-            return json.loads(value)
-        except ValueError as exc:
-            raise AnsibleFilterError("%s: not the JSON of kubectl -o json: %s" % (what, exc))
-    if isinstance(value, dict):
-        return value
-    raise AnsibleFilterError("%s: expected kubectl -o json output (a string or a mapping), got %s"
-                             % (what, type(value).__name__))
 
 
 def _conditions(obj):
@@ -60,14 +45,6 @@ def _condition_message(obj, condition_type):
         if cond.get("type") == condition_type:
             return ": ".join(str(cond[k]) for k in ("reason", "message") if cond.get(k))
     return ""
-
-
-def _items(listing):
-    if listing is None:
-        return []
-    if listing.get("kind") == "List" or "items" in listing:
-        return [i for i in listing.get("items") or [] if isinstance(i, dict)]
-    return [listing]
 
 
 def _pod_of(pod, job):
