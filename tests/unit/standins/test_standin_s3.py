@@ -23,7 +23,6 @@ from standin import day2, s3  # noqa: E402
 # make: the fixture of test_standin_day2 (stand-in servers under temp roots)
 from test_standin_day2 import logged, make  # noqa: E402,F401 pylint: disable=unused-import
 
-boto3 = pytest.importorskip("boto3")
 BUCKET = "k3s-snapshots"
 
 
@@ -37,14 +36,7 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 
 
 def objects(moto: dict, prefix: str = "") -> dict[str, dict]:
-    client = boto3.client("s3", endpoint_url=moto["url"], region_name="us-east-1",
-                          aws_access_key_id=moto["access_key"], aws_secret_access_key=moto["secret_key"])
-    found = {}
-    for item in client.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", []):
-        head = client.head_object(Bucket=BUCKET, Key=item["Key"])
-        found[item["Key"]] = {"metadata": head["Metadata"], "type": head["ContentType"],
-                              "body": client.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read()}
-    return found
+    return s3server.objects(moto, BUCKET, prefix)
 
 
 def s3_options(moto: dict, folder: str, **extra: object) -> dict:
