@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A real S3-compatible server for the tests: moto in server mode (PyPI `moto[server]`, pinned in
 requirements-s3.txt, in .venv-s3), on 127.0.0.1 of the controller (the VMs reach it at 10.0.2.2).
 

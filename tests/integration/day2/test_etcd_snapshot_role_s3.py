@@ -25,7 +25,6 @@ import s3server  # noqa: E402
 from test_etcd_snapshot_role import STANDIN, Server, snapshot  # noqa: E402
 
 
-
 @pytest.fixture(scope="module")
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     state = tmp_path_factory.mktemp("moto")
