@@ -8,9 +8,11 @@ starts with "Uncordon the node" (the final safety net of upgrade_k3s.yml, not a 
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -19,8 +21,19 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "bench"))
 
 import common  # noqa: E402  pylint: disable=wrong-import-position
-import render  # noqa: E402  pylint: disable=wrong-import-position
 import vm_bench  # noqa: E402  pylint: disable=wrong-import-position
+
+
+def _bench_module(name: str) -> types.ModuleType:
+    """tests/bench/<name>.py under its own module name: tests/unit/manifests has a render.py too,
+    and whichever is imported first as `render` wins in one pytest run."""
+    spec = importlib.util.spec_from_file_location("bench_" + name, REPO / "tests" / "bench" / (name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+render = _bench_module("render")
 
 RECORDED = Path(__file__).resolve().parent / "data" / "bench_upgrade_callback.json"
 
