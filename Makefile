@@ -36,11 +36,17 @@ $(VENV)/.installed: requirements-dev.txt
 	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
 
+$(VENV)-s3/.installed: requirements-s3.txt
+	python3 -m venv $(VENV)-s3
+	$(VENV)-s3/bin/pip install -q --upgrade pip
+	$(VENV)-s3/bin/pip install -q -r requirements-s3.txt
+	touch $@
+
 .collections/ansible_collections/dictamesh/k3s_gitops:
 	mkdir -p .collections/ansible_collections/dictamesh
 	ln -sfn ../../.. $@
 
-venv: $(VENV)/.installed .collections/ansible_collections/dictamesh/k3s_gitops  ## Python toolchain in .venv
+venv: $(VENV)/.installed $(VENV)-s3/.installed .collections/ansible_collections/dictamesh/k3s_gitops  ## Python toolchain in .venv (moto, the S3 test server, in .venv-s3)
 
 lint: venv  ## yamllint, ansible-lint (production profile), antsibull-docs lint of the plugin and role docs
 	$(BIN)/yamllint --strict .
@@ -108,4 +114,4 @@ ee: venv  ## Execution environment build context in build/ee (then: podman build
 	$(BIN)/ansible-builder create -f meta/ee/execution-environment.yml -c build/ee --output-filename Containerfile
 
 clean:  ## Remove the venv and build outputs
-	rm -rf $(VENV) .collections build
+	rm -rf $(VENV) $(VENV)-s3 .collections build

@@ -16,14 +16,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
-import json
-
 from ansible.errors import AnsibleFilterError
-
-try:
-    from ansible.module_utils.six import string_types
-except ImportError:  # pragma: no cover
-    string_types = (str,)
+from ansible_collections.dictamesh.k3s_gitops.plugins.plugin_utils.kubectl_json import load_kubectl_json
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -33,16 +27,10 @@ def _truthy(value):
 
 
 def _service(value):
-    if isinstance(value, string_types):
-        if not value.strip():
-            raise AnsibleFilterError("argocd_api_address: the argocd-server Service was not found (empty answer)")
-        try:
-            value = json.loads(value)
-        except ValueError as exc:
-            raise AnsibleFilterError("argocd_api_address: not the JSON of kubectl get service -o json: %s" % exc)
-    if not isinstance(value, dict):
-        raise AnsibleFilterError("argocd_api_address: expected the Service as JSON, got %s" % type(value).__name__)
-    return value
+    service = load_kubectl_json(value, "argocd_api_address")
+    if service is None:
+        raise AnsibleFilterError("argocd_api_address: the argocd-server Service was not found (empty answer)")
+    return service
 
 
 def _port(spec, scheme):

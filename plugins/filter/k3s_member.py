@@ -26,9 +26,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
-import json
-
 from ansible.errors import AnsibleFilterError
+from ansible_collections.dictamesh.k3s_gitops.plugins.plugin_utils.kubectl_json import kubectl_items, load_kubectl_json
 
 ETCD_ROLE = "node-role.kubernetes.io/etcd"
 MEMBER_NAME = "etcd.k3s.cattle.io/node-name"
@@ -41,16 +40,8 @@ def _answer(action, reason, member="", address=""):
 
 def _find(stdout, name):
     """The Node `name` in kubectl's -o json answer (a List, one Node, or '' for nothing), or None."""
-    if not stdout.strip():
-        return None
-    try:
-        data = json.loads(stdout)
-    except ValueError as exc:
-        raise AnsibleFilterError("k3s_stale_member: not the JSON of kubectl get nodes -o json: %s" % exc)
-    if not isinstance(data, dict):
-        raise AnsibleFilterError("k3s_stale_member: expected a Node or a List, got %s" % type(data).__name__)
-    items = data.get("items") or [] if data.get("kind") == "List" or "items" in data else [data]
-    return next((i for i in items if isinstance(i, dict) and (i.get("metadata") or {}).get("name") == name), None)
+    items = kubectl_items(load_kubectl_json(stdout, "k3s_stale_member"))
+    return next((i for i in items if (i.get("metadata") or {}).get("name") == name), None)
 
 
 def k3s_stale_member(result, node_name, node_ip=""):

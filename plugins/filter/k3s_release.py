@@ -15,8 +15,6 @@ __metaclass__ = type  # pylint: disable=invalid-name
 
 import re
 
-from ansible.errors import AnsibleFilterError
-
 try:
     from ansible.module_utils.six import string_types
 except ImportError:  # pragma: no cover

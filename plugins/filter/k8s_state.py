@@ -12,31 +12,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
-import json
-
 from ansible.errors import AnsibleFilterError
+from ansible_collections.dictamesh.k3s_gitops.plugins.plugin_utils.kubectl_json import (
+    kubectl_items as _items,
+    load_kubectl_json as _load,
+)
 
 try:
     from ansible.module_utils.six import string_types
 except ImportError:  # pragma: no cover
     string_types = (str,)
-
-
-def _load(value, what):
-    """A kubectl -o json answer as data: '' (--ignore-not-found, nothing found) is None."""
-    if value is None:
-        return None
-    if isinstance(value, string_types):
-        if not value.strip():
-            return None
-        try:
-            return json.loads(value)
-        except ValueError as exc:
-            raise AnsibleFilterError("%s: not the JSON of kubectl -o json: %s" % (what, exc))
-    if isinstance(value, dict):
-        return value
-    raise AnsibleFilterError("%s: expected kubectl -o json output (a string or a mapping), got %s"
-                             % (what, type(value).__name__))
 
 
 def _conditions(obj):
@@ -60,14 +45,6 @@ def _condition_message(obj, condition_type):
         if cond.get("type") == condition_type:
             return ": ".join(str(cond[k]) for k in ("reason", "message") if cond.get(k))
     return ""
-
-
-def _items(listing):
-    if listing is None:
-        return []
-    if listing.get("kind") == "List" or "items" in listing:
-        return [i for i in listing.get("items") or [] if isinstance(i, dict)]
-    return [listing]
 
 
 def _pod_of(pod, job):
@@ -231,6 +208,49 @@ def k8s_rollout_problem(result):
     return "%s: %s" % (label, state["message"] if state["state"] != "absent" else "does not exist")
 
 
+KINDS = {"deployment": "Deployment", "daemonset": "DaemonSet", "statefulset": "StatefulSet"}
+
+
+def _rollout_states(listing, wanted, what):
+    """(label, state) of each wanted {namespace, kind, name} in one namespace's workload listing."""
+    items = _items(_load(listing, what))
+    out = []
+    for want in wanted or []:
+        kind = KINDS.get(str(want.get("kind", "")).lower())
+        if kind is None:
+            raise AnsibleFilterError("%s: kind %r is not deployment, daemonset or statefulset" % (what, want.get("kind")))
+        label = "%s/%s/%s" % (want.get("namespace", "?"), want.get("kind"), want.get("name", "?"))
+        found = [i for i in items if i.get("kind") == kind and (i.get("metadata") or {}).get("name") == want.get("name")
+                 and (i.get("metadata") or {}).get("namespace", want.get("namespace")) == want.get("namespace")]
+        out.append((label, k8s_workload_state(found[0]) if found else {"state": "absent", "message": "does not exist"}))
+    return out
+
+
+def k8s_rollouts_state(value, wanted):
+    """Rollout state of several workloads of one namespace from one listing
+    (`kubectl -n <ns> get deployments,daemonsets,statefulsets -o json`): 'failed' when one failed,
+    'ready' when all rolled out, else 'progressing' (a missing one is waited for)."""
+    states = [state["state"] for _label, state in _rollout_states(value, wanted, "k8s_rollouts_state")]
+    if "failed" in states:
+        return {"state": "failed"}
+    return {"state": "ready" if all(s == "ready" for s in states) else "progressing"}
+
+
+def k8s_rollouts_problems(result, wanted):
+    """Problems ('<namespace>/<kind>/<name>: <why>') of the wanted workloads in the namespace of one
+    registered loop result (loop item: the namespace) of that listing; [] when all rolled out."""
+    if not isinstance(result, dict):
+        raise AnsibleFilterError("k8s_rollouts_problems: expected a registered loop result, got %s"
+                                 % type(result).__name__)
+    mine = [w for w in wanted or [] if w.get("namespace") == result.get("item")]
+    if result.get("rc") != 0:
+        why = str(result.get("stderr") or result.get("msg") or "kubectl failed").strip()
+        return ["%s/%s/%s: %s" % (w.get("namespace"), w.get("kind"), w.get("name"), why) for w in mine]
+    return ["%s: %s" % (label, state["message"])
+            for label, state in _rollout_states(result.get("stdout"), mine, "k8s_rollouts_problems")
+            if state["state"] != "ready"]
+
+
 def k8s_condition_problem(result, condition_type="Ready"):
     """'' when a registered `kubectl get <kind> <name> --ignore-not-found -o json` loop result shows
     the condition True, else '<item>: <why>' (not found, or the condition's status and message)."""
@@ -293,5 +313,7 @@ class FilterModule:
             "k8s_nodes": k8s_nodes,
             "k8s_nodes_lagging": k8s_nodes_lagging,
             "k8s_rollout_problem": k8s_rollout_problem,
+            "k8s_rollouts_problems": k8s_rollouts_problems,
+            "k8s_rollouts_state": k8s_rollouts_state,
             "k8s_workload_state": k8s_workload_state,
         }

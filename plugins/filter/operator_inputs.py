@@ -383,7 +383,82 @@ def inventory_problems(groups, hostvars, server_config=None):
     return problems
 
 
+# The fields of the Argo CD 3.x CRDs (argoproj/argo-cd manifests/crds/appproject-crd.yaml and
+# application-crd.yaml, spec.versions[0].schema.openAPIV3Schema.properties.spec; the copies in
+# tests/schemas are compared with these lists by tests/unit/plugins/test_operator_inputs.py).
+APPPROJECT_SPEC = ("clusterResourceBlacklist", "clusterResourceWhitelist", "description", "destinationServiceAccounts",
+                   "destinations", "namespaceResourceBlacklist", "namespaceResourceWhitelist", "orphanedResources",
+                   "permitOnlyProjectScopedClusters", "roles", "signatureKeys", "sourceIntegrity", "sourceNamespaces",
+                   "sourceRepos", "syncWindows")
+APPLICATION_SPEC = ("destination", "ignoreDifferences", "info", "project", "revisionHistoryLimit", "source",
+                    "sourceHydrator", "sources", "syncPolicy")
+DESTINATION = ("name", "namespace", "server")
+SYNC_WINDOW = ("andOperator", "applications", "clusters", "description", "duration", "kind", "manualSync",
+               "namespaces", "schedule", "syncOverrun", "timeZone")
+GO_DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|\u00b5s|ms|s|m|h))+$")
+
+
+def _unknown(where, value, known):
+    return ["%s has an unknown field %s: Argo CD's CRD knows %s." % (where, shown(k), ", ".join(known))
+            for k in sorted(value, key=str) if k not in known]
+
+
+def _destination_problems(where, dest):
+    if not isinstance(dest, dict):
+        return ["%s is %s: expected a mapping with server or name, and namespace." % (where, shown(dest))]
+    problems = _unknown(where, dest, DESTINATION)
+    if not dest.get("server") and not dest.get("name"):
+        problems.append("%s has neither server nor name: Argo CD refuses a destination without one." % where)
+    problems += ["%s.%s is %s: expected a string." % (where, k, shown(dest[k]))
+                 for k in DESTINATION if k in dest and not isinstance(dest[k], string_types)]
+    return problems
+
+
+def argocd_spec_problems(spec, kind, variable):
+    """What Argo CD would refuse in an AppProject or Application `spec` (the value of `variable`), found
+    before anything is written: fields unknown to the CRD, destinations without server or name, sync
+    windows with another kind than allow/deny, a schedule that is not a 5-field cron spec or a duration
+    that is not a Go duration (1h, 30m)."""
+    if not isinstance(spec, dict):
+        return ["%s is %s: expected a mapping (the %s's spec)." % (variable, shown(spec), kind)]
+    if kind == "AppProject":
+        problems = _unknown(variable, spec, APPPROJECT_SPEC)
+        for key in ("sourceRepos", "sourceNamespaces"):
+            if key in spec and not (isinstance(spec[key], list) and all(isinstance(v, string_types) for v in spec[key])):
+                problems.append("%s.%s is %s: expected a list of strings." % (variable, key, shown(spec[key])))
+        destinations = spec.get("destinations") or []
+        if not isinstance(destinations, list):
+            return problems + ["%s.destinations is %s: expected a list." % (variable, shown(destinations))]
+        for index, dest in enumerate(destinations):
+            problems += _destination_problems("%s.destinations[%d]" % (variable, index), dest)
+        windows = spec.get("syncWindows") or []
+        if not isinstance(windows, list):
+            return problems + ["%s.syncWindows is %s: expected a list." % (variable, shown(windows))]
+        for index, window in enumerate(windows):
+            where = "%s.syncWindows[%d]" % (variable, index)
+            if not isinstance(window, dict):
+                problems.append("%s is %s: expected a mapping." % (where, shown(window)))
+                continue
+            problems += _unknown(where, window, SYNC_WINDOW)
+            if window.get("kind") not in ("allow", "deny"):
+                problems.append("%s.kind is %s: expected allow or deny." % (where, shown(window.get("kind"))))
+            schedule = window.get("schedule")
+            if not isinstance(schedule, string_types) or len(schedule.split()) != 5 or cron_problem(schedule):
+                problems.append("%s.schedule is %s: expected a cron spec of 5 fields (minute hour day month weekday)."
+                                % (where, shown(schedule)))
+            duration = window.get("duration")
+            if not isinstance(duration, string_types) or not GO_DURATION.match(duration):
+                problems.append("%s.duration is %s: expected a duration such as 1h or 30m." % (where, shown(duration)))
+        return problems
+    if kind == "Application":
+        problems = _unknown(variable, spec, APPLICATION_SPEC)
+        problems += _destination_problems("%s.destination" % variable, spec.get("destination"))
+        return problems
+    raise AnsibleFilterError("argocd_spec_problems: kind must be AppProject or Application, not %r" % kind)
+
+
 class FilterModule:  # pylint: disable=too-few-public-methods
     def filters(self):
         return {"operator_input_problems": operator_input_problems,
-                "inventory_problems": inventory_problems}
+                "inventory_problems": inventory_problems,
+                "argocd_spec_problems": argocd_spec_problems}

@@ -37,6 +37,7 @@ class LoadSampler:
     def __init__(self, every: float = 5.0) -> None:
         self.every = every
         self.samples: list[float] = []
+        self.timed: list[list[float]] = []     # [epoch seconds, load1]: per-window figures
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self.before: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -44,7 +45,9 @@ class LoadSampler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self.samples.append(os.getloadavg()[0])
+            load = os.getloadavg()[0]
+            self.samples.append(load)
+            self.timed.append([round(time.time(), 1), round(load, 2)])
             self._stop.wait(self.every)
 
     def __enter__(self) -> "LoadSampler":
@@ -61,7 +64,19 @@ class LoadSampler:
         values = self.samples or [self.before[0]]
         return {"load1_before": round(self.before[0], 2), "load1_after": round(self.after[0], 2),
                 "load1_mean": round(sum(values) / len(values), 2), "load1_max": round(max(values), 2),
-                "load5_after": round(self.after[1], 2)}
+                "load5_after": round(self.after[1], 2), "load1_samples": self.timed}
+
+
+def load_between(samples: list[list[float]], start: float, end: float) -> dict[str, Any]:
+    """Mean and maximum of the 1-minute load samples taken between start and end (epoch
+    seconds); a window shorter than the sampling interval gets the sample nearest its middle."""
+    inside = [load for when, load in samples if start <= when <= end]
+    if not inside and samples:
+        middle = (start + end) / 2
+        inside = [min(samples, key=lambda sample: abs(sample[0] - middle))[1]]
+    if not inside:
+        return {"load1_mean": None, "load1_max": None}
+    return {"load1_mean": round(sum(inside) / len(inside), 2), "load1_max": round(max(inside), 2)}
 
 
 def qemu_vms_running() -> int:
@@ -144,9 +159,10 @@ def run_timed(cmd: Sequence[str], env: dict[str, str] | None = None, cwd: Path =
                  proc.stdout, proc.stderr)
 
 
-def ansible_env(extra: dict[str, str] | None = None, control_dir: Path | None = None) -> dict[str, str]:
+def ansible_env(extra: dict[str, str] | None = None, control_dir: Path | None = None,
+                repo: Path = REPO) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+    env.update({"ANSIBLE_CONFIG": str(repo / "ansible.cfg"),
                 "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
                 "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
                 "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
@@ -232,3 +248,46 @@ def _ansible_version() -> str:
 
 def now_iso() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def git_commit(repo: Path = REPO) -> str:
+    """The checkout's commit, with "+changes" when its tracked files differ from it."""
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                          text=True, check=False).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(repo), "diff", "--quiet", "HEAD"], check=False).returncode != 0
+    return head + ("+changes" if dirty else "")
+
+
+class Worktree:
+    """A temporary checkout of `rev` (git worktree, detached) usable as the collection: its own
+    .collections link, as `make venv` makes it. Removed on exit."""
+
+    def __init__(self, rev: str, parent: Path) -> None:
+        self.rev = rev
+        self.path = parent / "baseline-worktree"
+        self.commit = ""
+
+    def __enter__(self) -> "Worktree":
+        parent = self.path.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        self._remove()
+        proc = subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(self.path), self.rev],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"git worktree add {self.rev} failed: {proc.stderr.strip()}")
+        self.commit = git_commit(self.path)
+        link = self.path / ".collections" / "ansible_collections" / "dictamesh" / "k3s_gitops"
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.exists():
+            link.symlink_to("../../..")
+        return self
+
+    def _remove(self) -> None:
+        if self.path.exists():
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(self.path)],
+                           capture_output=True, check=False)
+            shutil.rmtree(self.path, ignore_errors=True)
+        subprocess.run(["git", "-C", str(REPO), "worktree", "prune"], capture_output=True, check=False)
+
+    def __exit__(self, *exc: object) -> None:
+        self._remove()

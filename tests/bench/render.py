@@ -73,12 +73,25 @@ def section_site(results: dict[str, Any]) -> str:
                      round(r["cpu_s"], 1), load_cell(r), r.get("qemu_vms")])
     out.append(table(["run", "wall s", "tasks run", "host results", "ok", "changed", "skipped",
                       "controller CPU s", "load1 mean (max)", "QEMU VMs"], rows))
-    out += ["", f"Idempotent (re-run changed=0): **{'yes' if site['idempotent'] else 'NO'}**. "
+    ratio = site.get("rerun_ratio") or (round(site["rerun"]["wall_s"] / site["converge"]["wall_s"], 3)
+                                        if site["converge"].get("wall_s") else None)
+    out += ["", f"Re-run / first converge (wall): **{ratio}** (target 0.25). "
+            f"Commit measured: {site.get('commit', 'not recorded')}.", "",
+            f"Idempotent (re-run changed=0): **{'yes' if site['idempotent'] else 'NO'}**. "
             "\"tasks run\" counts the tasks the run executed (each task once, whatever the number "
             "of hosts; includes the controller play that publishes the stand-ins); \"host results\" "
             "is ok + skipped + failed + unreachable summed over the hosts of the recap (ok already "
             "includes changed). Controller CPU is user+sys of ansible-playbook and all its children, "
             "plus the SSH ControlPersist masters alive at the end.", "",
+            "What a re-run leaves out since issue 14 (figures measured before it, with commit "
+            "'not recorded', do not show it; compare with a baseline before it): for each "
+            "chart (ingress, cert-manager, Longhorn, Argo CD) whose manifest is unchanged and whose "
+            "helm-install job had completed, the new-job wait, the job wait and the rollout wait "
+            "(one `kubectl get jobs,pods` read remains); the fact gathering of the Argo CD CLI plays "
+            "(the facts come from k3s_cluster.yml's first play, which gathers only the platform, "
+            "distribution, pkg_mgr and network subsets). On first runs and changes the rollout wait "
+            "reads each namespace's workloads with one `kubectl` per poll instead of one per workload.",
+            "",
             "Slowest tasks of the first converge:", ""]
     out.append(table(["task", "play", "s"],
                      [[s["task"], s["play"], s["seconds"]] for s in site["converge"]["slowest"]]))
@@ -90,6 +103,71 @@ def section_site(results: dict[str, Any]) -> str:
             "VMs' user-mode network and runs dpkg under software emulation: it dominates the first "
             "converge here and would be far shorter on real hosts or with KVM. A task's time is "
             "the wall time of the task across all hosts of its batch."]
+    return "\n".join(out)
+
+
+def median(values: list[float]) -> float | None:
+    ordered = sorted(v for v in values if v is not None)
+    if not ordered:
+        return None
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else round((ordered[mid - 1] + ordered[mid]) / 2, 2)
+
+
+def site_figures(site: dict[str, Any] | None) -> dict[str, Any]:
+    if not site or "converge" not in site:
+        return {}
+    first, second = site["converge"], site["rerun"]
+    return {"first converge wall s": round(first["wall_s"]), "re-run wall s": round(second["wall_s"]),
+            "re-run / first": site.get("rerun_ratio") or round(second["wall_s"] / first["wall_s"], 3),
+            "re-run tasks run": second["recap"]["tasks_run"], "re-run changed": second["recap"]["totals"]["changed"],
+            "re-run controller CPU s": round(second["cpu_s"], 1),
+            "load1 mean (max), first": load_cell(first), "load1 mean (max), re-run": load_cell(second)}
+
+
+def upgrade_figures(data: dict[str, Any] | None) -> dict[str, Any]:
+    if not data or "nodes" not in data:
+        return {}
+    nodes = data["nodes"]
+    out: dict[str, Any] = {"median overhead s": data.get("median_overhead_s"),
+                           "median window s": median([r["window_s"] for r in nodes]),
+                           "median drain s": median([r["drain_s"] for r in nodes]),
+                           "median restart-to-Ready s": median([r["restart_to_ready_s"] for r in nodes]),
+                           "load1 mean (max), whole upgrade": load_cell(data["run"])}
+    for r in nodes:
+        out[f"{r['host']}: window / drain / restart / overhead s"] = (
+            f"{r['window_s']} / {r['drain_s']} / {r['restart_to_ready_s']} / {r['overhead_s']}"
+            + (f" (load {load_cell(r)})" if r.get("load1_mean") is not None else ""))
+    return out
+
+
+def section_baseline(results: dict[str, Any]) -> str:
+    base = results.get("baseline")
+    out = ["## 5. Side by side with a baseline commit (`BENCH_BASELINE=<rev>`)", ""]
+    if not base:
+        err = results.get("baseline_error", {}).get("error")
+        how = ("Not measured yet: `BENCH_BASELINE=<rev> make bench BENCH=\"site upgrade\"` runs the VM "
+               "benchmarks for this checkout, then for <rev> from a temporary git worktree, on fresh VMs of the "
+               "same spec, back to back.")
+        return "\n".join(out + [f"No result: {err}" if err else how])
+    out += [f"Baseline {base['rev']} (commit {base.get('commit')}), measured {base.get('when')} on "
+            f"{base.get('vms')}; this checkout: commit "
+            f"{(results.get('site') or results.get('upgrade') or {}).get('commit', 'not recorded')}. "
+            "Each figure carries the load average of its own run: compare runs made at similar load.", ""]
+    rows = []
+    for label, ours, theirs in (("site", site_figures(results.get("site")), site_figures(base.get("site"))),
+                                ("upgrade", upgrade_figures(results.get("upgrade")),
+                                 upgrade_figures(base.get("upgrade")))):
+        for key in list(ours) + [k for k in theirs if k not in ours]:
+            rows.append([label, key, ours.get(key, ""), theirs.get(key, "")])
+    out.append(table(["benchmark", "figure", "this checkout", f"baseline {base['rev']}"], rows))
+    for key in ("site_error", "upgrade_error"):
+        if key in base:
+            out += ["", f"Baseline {key.split('_', maxsplit=1)[0]} failed: {base[key].get('error', '')[:500]}"]
+    if base.get("site", {}).get("rerun"):
+        out += ["", "Slowest tasks of the baseline's re-run:", "",
+                table(["task", "play", "s"], [[t["task"], t["play"], t["seconds"]]
+                                              for t in base["site"]["rerun"].get("slowest", [])])]
     return "\n".join(out)
 
 
@@ -203,11 +281,16 @@ def section_upgrade(results: dict[str, Any]) -> str:
         "VMs.",
         "",
         table(["node", "window s", "drain s", "restart-to-Ready s", "overhead s",
-               "stand-in cordon-to-uncordon s", "stand-in drain s"],
+               "stand-in cordon-to-uncordon s", "stand-in drain s", "load1 in window mean (max)"],
               [[r["host"], r["window_s"], r["drain_s"], r["restart_to_ready_s"], r["overhead_s"],
-                r["standin_cordon_to_uncordon_s"], r["standin_drain_s"]] for r in data["nodes"]]),
+                r["standin_cordon_to_uncordon_s"], r["standin_drain_s"],
+                load_cell(r) if r.get("load1_mean") is not None else "not recorded"] for r in data["nodes"]]),
         "",
-        f"Median overhead per node: **{data['median_overhead_s']} s**.",
+        f"Median overhead per node: **{data['median_overhead_s']} s** (target 10 s).",
+        "",
+        "Slowest tasks of the upgrade run:",
+        "",
+        table(["task", "play", "s"], [[t["task"], t["play"], t["seconds"]] for t in run.get("slowest", [])]),
         "",
         "The stand-in's drain evicts nothing and takes a fraction of a second: the *Drain the "
         "node* task's time is ansible's task plus starting `k3s kubectl` (Python) in an emulated "
@@ -254,6 +337,7 @@ def render_doc(results: dict[str, Any]) -> str:
         ".venv/bin/python tests/bench/run.py scale --sizes 3,10,30 --forks 5,20",
         ".venv/bin/python tests/bench/run.py argocd_sync -n 20",
         ".venv/bin/python tests/bench/run.py --render           # re-render this page and the plot",
+        "BENCH_BASELINE=HEAD~1 .venv/bin/python tests/bench/run.py site upgrade  # and side by side with HEAD~1",
         "```",
         "",
         "Needs root, the vmlab packages (qemu-system-x86, qemu-utils, debootstrap), podman and runc "
@@ -261,7 +345,7 @@ def render_doc(results: dict[str, Any]) -> str:
         "ansible-playbook JSON logs go to tests/output/bench/ (git-ignored).",
         "",
         section_machine(results), "", section_site(results), "", section_scale(results), "",
-        section_argocd(results), "", section_upgrade(results), "", CAVEATS,
+        section_argocd(results), "", section_upgrade(results), "", section_baseline(results), "", CAVEATS,
     ]
     return "\n".join(parts)
 

@@ -4,6 +4,7 @@
     .venv/bin/python tests/bench/run.py                      # all: site upgrade scale argocd_sync
     .venv/bin/python tests/bench/run.py scale argocd_sync    # some
     .venv/bin/python tests/bench/run.py --render             # only re-render the doc and plot
+    BENCH_BASELINE=HEAD~3 .venv/bin/python tests/bench/run.py site upgrade   # and the same for HEAD~3
 
   site         site.yml first converge + immediate re-run on QEMU VMs (molecule/site wiring)
   upgrade      upgrade_k3s.yml per-node overhead beyond drain and restart (same VMs as site)
@@ -13,11 +14,17 @@
 Raw results are merged into docs/bench/results.json (each benchmark replaces its own key, so
 benchmarks can be run one at a time); docs/BENCHMARKS.md and docs/bench/time_per_host.png are
 rendered from that file. Not part of `make test`: it takes 30-60 min on a 2-core machine.
+
+With BENCH_BASELINE=<rev> (or --baseline <rev>) the VM benchmarks (site, upgrade) run a second
+time, right after this checkout's, on fresh VMs of the same spec, from a temporary git worktree of
+<rev> (its playbooks, roles, scenario wiring and stand-ins; this checkout's bench code and VM
+tooling): the results' "baseline" key, rendered side by side.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -25,7 +32,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO, log, machine, now_iso  # noqa: E402
+from common import OUTPUT, REPO, Worktree, log, machine, now_iso  # noqa: E402
 
 RESULTS = REPO / "docs" / "bench" / "results.json"
 ALL = ("site", "upgrade", "scale", "argocd_sync")
@@ -68,6 +75,16 @@ def guarded(name: str, func: Callable[[], Any]) -> bool:
     return True
 
 
+def run_baseline(vm_bench: Any, vm: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """The selected VM benchmarks again for args.baseline, from a temporary worktree, on fresh VMs
+    of the same spec, right after this checkout's run."""
+    with Worktree(args.baseline, OUTPUT) as tree:
+        log(f"baseline {args.baseline} ({tree.commit}) in {tree.path}")
+        measured = vm_bench.run(vm, args.servers, args.agents, args.keep, repo=tree.path, tag="-baseline")
+        return {"rev": args.baseline, "commit": tree.commit, "when": now_iso(),
+                "vms": "fresh VMs of the same spec, booted after this checkout's run", **measured}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -80,6 +97,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sizes", default="3,10,30", help="scale: host counts (3,10,30)")
     parser.add_argument("--forks", default="5", help="scale: forks values, comma-separated (5)")
     parser.add_argument("-n", "--repetitions", type=int, default=20, help="argocd_sync runs per method")
+    parser.add_argument("--baseline", default=os.environ.get("BENCH_BASELINE", ""), metavar="REV",
+                        help="also run site/upgrade for this git revision (default: $BENCH_BASELINE)")
     return parser.parse_args(argv)
 
 
@@ -95,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     if vm:
         import vm_bench  # noqa: PLC0415 (needs PyYAML: the venv's python)
         ok &= guarded("+".join(vm), lambda: vm_bench.run(vm, args.servers, args.agents, args.keep))
+        if args.baseline:
+            ok &= guarded("baseline", lambda: {"baseline": run_baseline(vm_bench, vm, args)})
     if "scale" in selected:
         import scale_bench  # noqa: PLC0415
         sizes = [int(s) for s in args.sizes.split(",")]

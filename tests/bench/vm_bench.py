@@ -21,10 +21,9 @@ from typing import Any
 
 import yaml
 
-from common import (OUTPUT, REPO, ansible_env, log, now_iso, parse_json_output, qemu_vms_running,
-                    recap, run_timed, slowest_tasks, task_rows, venv_tool)
+from common import (OUTPUT, REPO, ansible_env, git_commit, load_between, log, now_iso, parse_json_output,
+                    qemu_vms_running, recap, run_timed, slowest_tasks, task_rows, venv_tool)
 
-SCENARIO = REPO / "molecule" / "site"
 VMLAB = REPO / "tests" / "vmlab" / "vmlab.py"
 BUILD_MIRROR = REPO / "tests" / "standins" / "k3s" / "build_mirror.py"
 UPGRADE_TO = "v1.35.0+k3s1"
@@ -37,19 +36,23 @@ class BenchError(RuntimeError):
 class Lab:
     """The VMs, the inventory directory and the environment of one bench run."""
 
-    def __init__(self, state: Path, servers: int, agents: int, scenario: str = "site") -> None:
-        self.scenario_dir = REPO / "molecule" / scenario
+    def __init__(self, state: Path, servers: int, agents: int, scenario: str = "site",
+                 repo: Path = REPO) -> None:
+        # repo: the checkout whose playbooks, roles, scenario wiring and stand-ins run (a baseline
+        # commit's worktree for BENCH_BASELINE); the bench code itself is always this one.
+        self.repo = repo
+        self.scenario_dir = repo / "molecule" / scenario
         self.state = state
         self.servers = servers
         self.agents = agents
         self.inventory = state / "inventory"
         self.control = state / "cp"
         self.scenario = self._scenario()
-        self.env = ansible_env(self._scenario_env(), control_dir=self.control)
+        self.env = ansible_env(self._scenario_env(), control_dir=self.control, repo=repo)
 
     def _substitute(self, text: str) -> str:
         return (text.replace("${MOLECULE_EPHEMERAL_DIRECTORY}", str(self.state))
-                .replace("${MOLECULE_PROJECT_DIRECTORY}", str(REPO)))
+                .replace("${MOLECULE_PROJECT_DIRECTORY}", str(self.repo)))
 
     def _scenario(self) -> dict[str, Any]:
         text = (self.scenario_dir / "molecule.yml").read_text(encoding="utf-8")
@@ -94,12 +97,12 @@ class Lab:
 
     def playbook(self, label: str, playbook: Path, *extra: str) -> dict[str, Any]:
         """Run one playbook against the lab; figures, recap and the slowest tasks."""
-        log(f"{label}: ansible-playbook {playbook.relative_to(REPO)} {' '.join(extra)}")
+        log(f"{label}: ansible-playbook {playbook.relative_to(self.repo)} {' '.join(extra)}")
         vms = qemu_vms_running()
         timed = run_timed([venv_tool("ansible-playbook"), "-i", str(self.inventory), str(playbook),
-                           *extra], env=self.env, control_dir=self.control,
+                           *extra], env=self.env, cwd=self.repo, control_dir=self.control,
                           log_to=self.state / "logs" / f"{label}.json")
-        out: dict[str, Any] = {"label": label, "playbook": str(playbook.relative_to(REPO)),
+        out: dict[str, Any] = {"label": label, "playbook": str(playbook.relative_to(self.repo)),
                                "args": list(extra), **timed.figures(), "qemu_vms": vms}
         try:
             doc = parse_json_output(timed.stdout)
@@ -139,11 +142,17 @@ def strip_docs(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_site(lab: Lab) -> dict[str, Any]:
-    prepare = lab.playbook("site-prepare", SCENARIO / "prepare.yml")
-    first = lab.playbook("site-converge", SCENARIO / "converge.yml")
-    second = lab.playbook("site-rerun", SCENARIO / "converge.yml")
+    prepare = lab.playbook("site-prepare", lab.scenario_dir / "prepare.yml")
+    first = lab.playbook("site-converge", lab.scenario_dir / "converge.yml")
+    second = lab.playbook("site-rerun", lab.scenario_dir / "converge.yml")
     return {"prepare": strip_docs(prepare), "converge": strip_docs(first),
-            "rerun": strip_docs(second), "idempotent": second["recap"]["totals"]["changed"] == 0}
+            "rerun": strip_docs(second), "idempotent": second["recap"]["totals"]["changed"] == 0,
+            "rerun_ratio": rerun_ratio(first, second)}
+
+
+def rerun_ratio(first: dict[str, Any], second: dict[str, Any]) -> float | None:
+    """Re-run wall time as a fraction of the first converge's (issue 14's target: <= 0.25)."""
+    return round(second["wall_s"] / first["wall_s"], 3) if first.get("wall_s") else None
 
 
 TASK_KEYS = {
@@ -183,7 +192,9 @@ def standin_windows(events: list[dict[str, Any]]) -> dict[str, dict[str, float]]
 
 
 def overhead_rows(doc: dict[str, Any], events: list[dict[str, Any]],
-                  node_of: dict[str, str]) -> list[dict[str, Any]]:
+                  node_of: dict[str, str], load_samples: list[list[float]] | None = None) -> list[dict[str, Any]]:
+    """Per node: maintenance window (cordon start to uncordon end), drain, restart-to-Ready,
+    overhead (the rest), the stand-in's own records, and the load average during the window."""
     tasks = node_windows(doc)
     standin = standin_windows(events)
     rows = []
@@ -202,6 +213,7 @@ def overhead_rows(doc: dict[str, Any], events: list[dict[str, Any]],
                                              if "uncordon" in s and "cordon" in s else None),
             "standin_drain_s": (round(s["drain"] - s["drain_begin"], 2)
                                 if "drain" in s and "drain_begin" in s else None),
+            **load_between(load_samples or [], t["cordon_start"], t["uncordon_end"]),
         })
     return rows
 
@@ -210,7 +222,8 @@ def reanalyse_upgrade(result: dict[str, Any], log_file: Path) -> dict[str, Any]:
     """Recompute the per-node rows of a recorded upgrade from its saved JSON log."""
     text = log_file.read_text(encoding="utf-8").split("\n--- stderr ---", 1)[0]
     names = {e["node"]: e["node"] for e in result["standin_events"]}
-    rows = overhead_rows(parse_json_output(text), result["standin_events"], names)
+    rows = overhead_rows(parse_json_output(text), result["standin_events"], names,
+                         result.get("run", {}).get("load1_samples"))
     overheads = [r["overhead_s"] for r in rows]
     return {**result, "nodes": rows,
             "median_overhead_s": round(statistics.median(overheads), 2) if overheads else None}
@@ -224,7 +237,8 @@ def run_upgrade(lab: Lab, installed: bool) -> dict[str, Any]:
     extra: list[str] = []
     target = UPGRADE_TO
     if installed:
-        subprocess.run([sys.executable, str(BUILD_MIRROR), "--root", lab.env["VMLAB_MIRROR_ROOT"],
+        subprocess.run([sys.executable, str(lab.repo / BUILD_MIRROR.relative_to(REPO)), "--root",
+                        lab.env["VMLAB_MIRROR_ROOT"],
                         "--version", UPGRADE_TO], check=True, capture_output=True,
                        stdin=subprocess.DEVNULL)
         extra = ["-e", f"cluster_k3s_version={UPGRADE_TO}", "-e", "cluster_upgrade_snapshot=false"]
@@ -234,12 +248,12 @@ def run_upgrade(lab: Lab, installed: bool) -> dict[str, Any]:
     servers, agents = lab.hosts()
     before = lab.ssh_read(servers[0], "/var/lib/rancher/k3s/server/standin-day2.json")
     start_count = len(json.loads(before)["events"]) if before.strip() else 0
-    result = lab.playbook("upgrade", REPO / "playbooks" / "upgrade_k3s.yml", *extra)
+    result = lab.playbook("upgrade", lab.repo / "playbooks" / "upgrade_k3s.yml", *extra)
     day2 = json.loads(lab.ssh_read(servers[0], "/var/lib/rancher/k3s/server/standin-day2.json"))
     events = day2["events"][start_count:]
     starts = {h: lab.ssh_read(h, "/var/lib/rancher/k3s/standin-starts.log").splitlines()
               for h in servers + agents}
-    rows = overhead_rows(result["_doc"], events, {h: h for h in servers + agents})
+    rows = overhead_rows(result["_doc"], events, {h: h for h in servers + agents}, result.get("load1_samples"))
     overheads = [r["overhead_s"] for r in rows]
     return {"target": target, "wiring": f"molecule/{'site' if installed else 'upgrade'}",
             "snapshot": not installed, "run": strip_docs(result), "nodes": rows,
@@ -247,15 +261,17 @@ def run_upgrade(lab: Lab, installed: bool) -> dict[str, Any]:
             "standin_events": events, "standin_starts": starts}
 
 
-def run(selected: list[str], servers: int = 1, agents: int = 2, keep: bool = False) -> dict[str, Any]:
-    """Boot the lab, run the selected VM benchmarks, always remove the lab (unless keep)."""
+def run(selected: list[str], servers: int = 1, agents: int = 2, keep: bool = False,
+        repo: Path = REPO, tag: str = "") -> dict[str, Any]:
+    """Boot the lab, run the selected VM benchmarks, always remove the lab (unless keep).
+    repo: the checkout to measure (this one, or a baseline worktree); tag: suffix of the state dir."""
     alone = "site" not in selected
-    lab = Lab(OUTPUT / ("vm-upgrade" if alone else "vm"), servers, agents,
-              scenario="upgrade" if alone else "site")
+    lab = Lab(OUTPUT / (("vm-upgrade" if alone else "vm") + tag), servers, agents,
+              scenario="upgrade" if alone else "site", repo=repo)
     results: dict[str, Any] = {}
     try:
         meta = lab.up()
-        context = {"when": now_iso(), "servers": servers, "agents": agents,
+        context = {"when": now_iso(), "commit": git_commit(repo), "servers": servers, "agents": agents,
                    "accel": meta.get("accel"), "boot_s": meta.get("boot_seconds"),
                    "memory_mib": meta.get("memory"),
                    "wiring": (f"molecule/{lab.scenario_dir.name}/molecule.yml group_vars + env; "

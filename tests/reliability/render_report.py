@@ -47,6 +47,13 @@ def bad_inputs(records: List[Dict[str, Any]]) -> str:
     return table(["id", "playbook", "variable", "message excerpt", "result", "s"], rows)
 
 
+def declared_inputs(records: List[Dict[str, Any]]) -> str:
+    rows = [[r["id"], r["playbook"], "`%s`" % r["variable"], r["message"][:170],
+             "rejected before any change" if r["outcome"] == "passed" else r["outcome"].upper(), r["seconds"]]
+            for r in records]
+    return table(["id", "playbook", "variable", "message excerpt", "result", "s"], rows)
+
+
 def leaks(records: List[Dict[str, Any]]) -> str:
     rows = [[r["scenario"], r["secrets"], "%d B / %d lines" % (r["output_bytes"], r["output_lines"]),
              "%d files, %d B" % (r["files_scanned"], r["file_bytes"]), "%d samples, %d distinct lines" % (
@@ -71,6 +78,7 @@ def render(data: Dict[str, Any], doc: str) -> str:
     for record in data["records"]:
         by_kind.setdefault(record["kind"], []).append(record)
     sections = {"machine": machine(data), "bad_inputs": bad_inputs(by_kind.get("bad_input", [])),
+                "declared_inputs": declared_inputs(by_kind.get("declared_input", [])),
                 "leaks": leaks(by_kind.get("leak", [])), "faults": faults(by_kind.get("fault", []))}
     for name, text in sections.items():
         pattern = re.compile(r"(<!-- BEGIN %s -->\n).*?(\n<!-- END %s -->)" % (name, name), re.S)

@@ -47,7 +47,7 @@ DROP = object()
 def staging_vars() -> Dict[str, Any]:
     """The staging sample's group_vars/all, the vault placeholders replaced by test values."""
     merged: Dict[str, Any] = {}
-    for path in sorted(STAGING_VARS.glob("*.yml")):
+    for path in sorted(STAGING_VARS.glob("_common/*.yml")) + sorted(STAGING_VARS.glob("*.yml")):
         if path.name != "vault.yml":
             merged.update(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
     merged.update(TEST_SECRETS)

@@ -808,9 +808,12 @@ OFFLINE_HELP = (
 
 
 def lab_cluster_settings(path: Path = LAB_CLUSTER_VARS) -> dict[str, str]:
-    """Top-level scalar cluster_k3s_* values of the lab's cluster.yml (raw, untemplated)."""
+    """Top-level scalar cluster_k3s_* values of the lab's cluster.yml over the shared base's
+    (group_vars/all/_common/cluster.yml, when there) (raw, untemplated)."""
     found: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    base = path.parent / "_common" / path.name
+    text = (base.read_text(encoding="utf-8") + "\n" if base.is_file() else "") + path.read_text(encoding="utf-8")
+    for line in text.splitlines():
         key, sep, value = line.partition(":")
         if sep and key in ("cluster_k3s_version", "cluster_k3s_download_base_url", "cluster_k3s_airgap_dir"):
             value = value.split(" #", 1)[0].strip()

@@ -18,7 +18,9 @@ from tests.standins.argocd_api import ArgoCDStandIn
 
 REPO = Path(__file__).resolve().parents[3]
 BOOTSTRAP = str(REPO / "playbooks/gitops_bootstrap.yml")
-GITOPS = yaml.safe_load((REPO / "inventories/prod/group_vars/all/gitops.yml").read_text(encoding="utf-8"))
+# the prod inventory's gitops values: the shared base (_common, linked) and prod's own, as Ansible loads them
+GITOPS = {k: v for p in ("_common/gitops.yml", "gitops.yml")
+          for k, v in yaml.safe_load((REPO / "inventories/prod/group_vars/all" / p).read_text(encoding="utf-8")).items()}
 
 
 def inventory(tmp_path: Path, standin: ArgoCDStandIn, password: str) -> str:

@@ -92,10 +92,12 @@ def test_terminate_before_pickup_is_not_reported_as_terminated(standin):
     """An operation recorded but not started yet cannot be terminated (400): the module retries until
     it is picked up and terminates it then, and reports terminated_operation only when that worked."""
     seed(standin)
-    standin.configure(pickup_delay=0.6, op_duration=3.0)
+    # a 10 s operation: on a loaded machine the module still meets it running (it failed there
+    # with 3 s, the operation ending before the retried terminate)
+    standin.configure(pickup_delay=0.6, op_duration=10.0)
     api = client(standin)
     api.sync_application("demo", {"name": "demo"})
-    result = SyncRunner(sync_params(on_running_operation="terminate", timeout=10), api).run()
+    result = SyncRunner(sync_params(on_running_operation="terminate", timeout=30), api).run()
     with standin.store.cond:
         terminated = [e for e in standin.store.timeline if e["event"] == "operation_terminated"]
     assert result["terminated_operation"] is True and len(terminated) == 1

@@ -5,7 +5,8 @@ controller (connection local). Its first play only reads (facts, stat, the mirro
 file); every error case must stop there: the next play ("Prepare the nodes") never starts.
 The positive controls run the validation play alone (`--tags k3s_validate`) and must pass.
 K3S release assets come from the K3S stand-in on a local artifact mirror (tests/vmlab/mirror.py).
-The binary tests run k3s_install's download step alone into a temp dir (binary.yml).
+The binary tests run k3s_install's download step alone into a temp dir (binary.yml: validate, then the
+entry point stage); stage.yml runs the entry points release and stage as an upgrade does.
 """
 from __future__ import annotations
 
@@ -199,3 +200,29 @@ def test_airgap_bundle_verified_on_controller(tmp_path: Path) -> None:
                                                    k3s_install_airgap_dir=str(bundle / VERSION)))
     assert good.returncode == 0, good.stdout[-3000:]
     assert (tmp_path / "bin/k3s").read_bytes() == (bundle / VERSION / "k3s").read_bytes()
+
+
+STAGE = Path(__file__).resolve().parent / "stage.yml"
+
+
+def test_release_and_stage_entry_points_leave_the_installed_k3s_alone(tmp_path: Path, mirror_url: str) -> None:
+    """The upgrade's entry points: release checks a newer release on a node running another one (no
+    version-change refusal, no token, nothing changed); stage puts the verified binary beside it."""
+    first = run(BINARY, tmp_path, None, binary_vars(tmp_path, f"{mirror_url}/good"))
+    assert first.returncode == 0, first.stdout[-3000:]
+    installed = hashlib.sha256((tmp_path / "bin/k3s").read_bytes()).hexdigest()
+    upgrade = {"ansible_python_interpreter": sys.executable, "k3s_install_version": OTHER,
+               "k3s_install_base_url": f"{mirror_url}/good", "k3s_install_bin_dir": str(tmp_path / "bin")}
+    checked = run(STAGE, tmp_path, None, upgrade)
+    assert checked.returncode == 0 and "changed=0" in checked.stdout, checked.stdout[-3000:]
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    staged = run(STAGE, tmp_path, None, dict(upgrade, k3s_install_stage_dir=str(stage)))
+    assert staged.returncode == 0 and "changed=1" in staged.stdout, staged.stdout[-3000:]
+    assert subprocess.run([sys.executable, str(stage / "k3s"), "--version"], capture_output=True, text=True,
+                          check=True).stdout.startswith(f"k3s version {OTHER} ")
+    assert hashlib.sha256((tmp_path / "bin/k3s").read_bytes()).hexdigest() == installed
+    missing = run(STAGE, tmp_path, None, dict(upgrade, k3s_install_version="v1.99.0+k3s1",
+                                              k3s_install_stage_dir=str(stage)))
+    assert missing.returncode != 0
+    assert "v1.99.0%2Bk3s1/sha256sum-amd64.txt" in missing.stdout + missing.stderr

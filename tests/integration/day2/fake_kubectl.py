@@ -58,6 +58,19 @@ def apply_chart(cfg: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+# the argo-cd chart's workloads the argocd role waits for (roles/argocd/vars/main.yml argocd__rollouts)
+ARGOCD_WORKLOADS = [("Deployment", "argocd-server"), ("Deployment", "argocd-repo-server"),
+                    ("Deployment", "argocd-redis"), ("StatefulSet", "argocd-application-controller")]
+
+
+def rolled_out(kind: str, name: str) -> dict:
+    return {"kind": kind, "metadata": {"name": name, "namespace": "argocd", "generation": 1},
+            "spec": {"replicas": 1}, "status": {
+                "observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1,
+                "availableReplicas": 1, "currentReplicas": 1, "currentRevision": "r1", "updateRevision": "r1",
+                "desiredNumberScheduled": 1, "updatedNumberScheduled": 1, "numberAvailable": 1, "numberReady": 1}}
+
+
 def main(argv: list) -> int:
     cfg = config()
     args = [a for a in argv if a != "kubectl"]
@@ -96,13 +109,9 @@ def main(argv: list) -> int:
         return 0
     if verb == "rollout" and args[1] == "status":
         return 0
-    if verb == "get" and args[1] in ("deployment", "statefulset", "daemonset") and "json" in args:
-        kind = {"deployment": "Deployment", "statefulset": "StatefulSet", "daemonset": "DaemonSet"}[args[1]]
-        print(json.dumps({"kind": kind, "metadata": {"name": args[2], "generation": 1},
-                          "spec": {"replicas": 1}, "status": {
-                              "observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1,
-                              "availableReplicas": 1, "currentReplicas": 1, "desiredNumberScheduled": 1,
-                              "updatedNumberScheduled": 1, "numberAvailable": 1, "numberReady": 1}}))
+    if verb == "get" and args[1] == "deployments,daemonsets,statefulsets" and "json" in args and namespace == "argocd":
+        print(json.dumps({"kind": "List", "apiVersion": "v1", "items": [
+            rolled_out(kind, name) for kind, name in ARGOCD_WORKLOADS]}))
         return 0
     if verb == "get" and "--ignore-not-found" in args and args[1] in ("secret", "crd", "namespace"):
         return 0  # no initial admin secret, no Prometheus operator, no dashboard namespace

@@ -24,8 +24,6 @@ sys.path.insert(0, str(HERE))
 import s3server  # noqa: E402
 from test_etcd_snapshot_role import STANDIN, Server, snapshot  # noqa: E402
 
-boto3 = pytest.importorskip("boto3")
-
 
 @pytest.fixture(scope="module")
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
@@ -67,9 +65,7 @@ def test_snapshot_checked_in_the_bucket(playbook, moto: dict, tmp_path: Path) ->
     assert run.rc == 0, run
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["s3_location"] == f"s3://k3s-snapshots/role/{result['name']}"
-    client = boto3.client("s3", endpoint_url=moto["url"], region_name="us-east-1",
-                          aws_access_key_id=moto["access_key"], aws_secret_access_key=moto["secret_key"])
-    body = client.get_object(Bucket="k3s-snapshots", Key=f"role/{result['name']}")["Body"].read()
+    body = s3server.objects(moto, "k3s-snapshots", f"role/{result['name']}")[f"role/{result['name']}"]["body"]
     assert body == (srv.snapshots / result["name"]).read_bytes()
 
 

@@ -24,7 +24,9 @@ from tests.standins.argocd_api import ArgoCDStandIn
 REPO = Path(__file__).resolve().parents[3]
 ROTATE = str(REPO / "playbooks/rotate_argocd_admin.yml")
 OLD, NEW = "old-admin-password", "new-admin-password-2026"
-PLATFORM = yaml.safe_load((REPO / "inventories/prod/group_vars/all/platform.yml").read_text(encoding="utf-8"))
+# the prod inventory's platform values: the shared base (_common, linked) and prod's own, as Ansible loads them
+PLATFORM = {k: v for p in ("_common/platform.yml", "platform.yml")
+            for k, v in yaml.safe_load((REPO / "inventories/prod/group_vars/all" / p).read_text(encoding="utf-8")).items()}
 
 
 def setup(tmp_path: Path, standin: ArgoCDStandIn, mode: str, base_path: str = "") -> str:
@@ -46,7 +48,7 @@ def setup(tmp_path: Path, standin: ArgoCDStandIn, mode: str, base_path: str = ""
         "platform_argocd_hostname": "argocd.example.com", "platform_ingress_controller": mode,
         "platform_ingress_class": "traefik" if mode == "traefik" else "nginx",
         "platform_argocd_cluster_issuer": "letsencrypt-prod", "platform_argocd_extra_accounts": [],
-        "platform_argocd_metrics": "false",
+        "platform_argocd_metrics": False,
         "argocd_manifests_dir": str(manifests), "argocd_kubectl": str(kubectl),
         "gitops_bootstrap_kubectl": str(kubectl), "gitops_bootstrap_api_timeout": 10,
         "gitops_base_path": base_path,

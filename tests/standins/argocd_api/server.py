@@ -1,13 +1,13 @@
 """Argo CD API stand-in: the endpoints the dictamesh.k3s_gitops modules use.
 
-Every request and response body is validated against the Argo CD 3.6.0
-swagger (see contract.py). Reproduced behaviours (DESIGN.md "Argo CD REST
-facts"): operation lifecycle driven by a fake controller thread, health
-transitions, 403/404 rules, 400 for spec-differs-without-upsert and
-operation-in-progress, rollback to a history entry (refused under automated
-sync), 409 for a stale project resourceVersion, 415 for a wrong Content-Type,
-login rate limiting, sync windows, the NDJSON/SSE stream, ``items: null``,
-credential stripping, ``--rootpath`` and optional TLS.
+Every request and response body is validated against the Argo CD 3.6.0 swagger
+(see contract.py). Reproduced behaviours (docs/architecture.md "Argo CD REST
+facts"; upstream files in tests/standins/FIDELITY.md): operation lifecycle
+driven by a fake controller thread, health transitions, 403/404 rules, 400 for
+spec-differs-without-upsert and operation-in-progress, rollback to a history
+entry (refused under automated sync), 409 for a stale project resourceVersion,
+415 for a wrong Content-Type, login rate limiting, sync windows, the NDJSON/SSE
+stream, ``items: null``, credential stripping, ``--rootpath`` and optional TLS.
 
 Test-only endpoints live under ``/_standin/`` (no auth, no validation).
 """

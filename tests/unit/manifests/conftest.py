@@ -21,7 +21,7 @@ def _scenarios(base: Path) -> dict[str, dict]:
     charts = base / "charts"
     charts.mkdir(parents=True, exist_ok=True)
     # Named as playbooks/platform.yml looks them up, from the prod inventory's pins.
-    pins = yaml.safe_load((render.REPO / "inventories/prod/group_vars/all/platform.yml").read_text())
+    pins = yaml.safe_load((render.REPO / "inventories/common/platform.yml").read_text())
     for chart, var in (("ingress-nginx", "platform_ingress_nginx_chart_version"),
                        ("cert-manager", "platform_cert_manager_version"),
                        ("longhorn", "platform_longhorn_version"), ("argo-cd", "platform_argocd_chart_version")):

@@ -44,7 +44,9 @@ def spec_default(role: str, var: str) -> str:
 
 
 def inventory(env: str, name: str = "platform.yml") -> dict[str, Any]:
-    return _yaml(render.REPO / "inventories" / env / "group_vars" / "all" / name)
+    """The inventory's values from ``name``: the shared base (group_vars/all/_common) and its own."""
+    group_vars = render.REPO / "inventories" / env / "group_vars" / "all"
+    return {**(_yaml(group_vars / "_common" / name) or {}), **(_yaml(group_vars / name) or {})}
 
 
 def helm_objects(result: render.Rendered) -> list[dict[str, Any]]:

@@ -127,9 +127,15 @@ def valid_item(section: str, top: str) -> Dict[str, Any]:
     return dict(sample)
 
 
+def group_vars_files(env: str) -> List[Path]:
+    """An inventory's group_vars/all files in Ansible's order: the shared base (_common) first."""
+    group_vars = REPO / "inventories" / env / "group_vars" / "all"
+    return sorted(group_vars.glob("_common/*.yml")) + sorted(group_vars.glob("*.yml"))
+
+
 def staging_values() -> Dict[str, Any]:
     values: Dict[str, Any] = {}
-    for path in sorted((REPO / "inventories" / "staging" / "group_vars" / "all").glob("*.yml")):
+    for path in group_vars_files("staging"):
         values.update(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
     return values
 
@@ -184,7 +190,7 @@ def sample_values(paths: List[Path]) -> Dict[str, Any]:
 
 @pytest.mark.parametrize("env", ["staging", "prod", "lab"])
 def test_sample_inventories_pass(env: str) -> None:
-    values = sample_values(sorted((REPO / "inventories" / env / "group_vars" / "all").glob("*.yml")))
+    values = sample_values(group_vars_files(env))
     values.update({"cluster_token": "x" * 32})
     assert operator_input_problems(values, ["cluster", "platform", "gitops", "argocd_connection"], SPEC) == []
 
@@ -216,7 +222,8 @@ def test_every_operator_variable_is_declared() -> None:
     default are all declared."""
     declared = {name for body in SPEC.values() for name in body["options"]}
     used = set()
-    for path in (REPO / "inventories").glob("*/group_vars/all/*.yml"):
+    inventories = REPO / "inventories"
+    for path in list(inventories.glob("*/group_vars/all/*.yml")) + list(inventories.glob("common/*.yml")):
         used |= set(re.findall(r"^#?\s?([a-z][a-z0-9_]*):", path.read_text(encoding="utf-8"), re.M))
     for path in list((REPO / "playbooks").glob("*.yml")) + list((REPO / "playbooks" / "tasks").glob("*.yml")):
         used |= set(re.findall(r"\b([a-z][a-z0-9_]*)\s*\|\s*default\(", path.read_text(encoding="utf-8")))
@@ -261,5 +268,69 @@ def test_overlapping_cluster_networks_refused() -> None:
     assert "cluster-cidr 10.0.0.0/8 and service-cidr 10.43.0.0/16 overlap" in message
     assert 'node_ip "10.43.0.5" of s1 is inside the cluster network' in message
     assert "service-cidr" in " ".join(shape(["s1"], [], {}, {"service-cidr": "10.43.0.0/33"}))
-    assert shape(["s1"], [], {"s1": {"node_ip": "192.0.2.1"}}, {"cluster-cidr": "10.52.0.0/16",
-                                                               "service-cidr": "10.53.0.0/16"}) == []
+    separate = {"cluster-cidr": "10.52.0.0/16", "service-cidr": "10.53.0.0/16"}
+    assert shape(["s1"], [], {"s1": {"node_ip": "192.0.2.1"}}, separate) == []
+
+
+def test_every_role_variable_has_a_declared_type() -> None:
+    """Where the operator's variables reach a role (renamed), the role's argument_specs declare every
+    default with a type, and every list with its elements."""
+    problems = []
+    for path in sorted((REPO / "roles").glob("*/meta/argument_specs.yml")):
+        specs = yaml.safe_load(path.read_text(encoding="utf-8"))["argument_specs"]
+        declared: Dict[str, Any] = {}
+        for entry in specs.values():
+            declared.update(entry.get("options") or {})
+        defaults_path = path.parent.parent / "defaults" / "main.yml"
+        defaults = yaml.safe_load(defaults_path.read_text(encoding="utf-8")) or {} if defaults_path.exists() else {}
+        problems += ["%s: %s has a default but no declaration" % (path, n) for n in defaults if n not in declared]
+        problems += ["%s: %s has no type" % (path, n) for n, o in declared.items() if "type" not in o]
+        problems += ["%s: %s is a list without elements" % (path, n) for n, o in declared.items()
+                     if o.get("type") == "list" and "elements" not in o]
+    assert problems == []
+
+
+# ---------------------------------------------------------------- Argo CD object specs
+
+def crd_spec(name: str) -> Dict[str, Any]:
+    crd = yaml.safe_load((REPO / "tests" / "schemas" / name).read_text(encoding="utf-8"))
+    return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+
+
+def test_argocd_field_lists_are_the_crds() -> None:
+    from operator_inputs import (  # pylint: disable=import-outside-toplevel
+        APPLICATION_SPEC, APPPROJECT_SPEC, DESTINATION, SYNC_WINDOW)
+    project, application = crd_spec("appproject-crd.yaml"), crd_spec("application-crd.yaml")
+    assert sorted(project["properties"]) == sorted(APPPROJECT_SPEC)
+    assert sorted(project["properties"]["destinations"]["items"]["properties"]) == sorted(DESTINATION)
+    assert sorted(project["properties"]["syncWindows"]["items"]["properties"]) == sorted(SYNC_WINDOW)
+    assert sorted(application["properties"]) == sorted(APPLICATION_SPEC)
+    assert sorted(application["properties"]["destination"]["properties"]) == sorted(DESTINATION)
+
+
+def test_role_default_specs_pass() -> None:
+    from operator_inputs import argocd_spec_problems  # pylint: disable=import-outside-toplevel
+    defaults = yaml.safe_load((REPO / "roles" / "gitops_bootstrap" / "defaults" / "main.yml").read_text(encoding="utf-8"))
+    assert argocd_spec_problems(defaults["gitops_bootstrap_project"], "AppProject", "gitops_bootstrap_project") == []
+    assert argocd_spec_problems(defaults["gitops_bootstrap_app_spec"], "Application", "gitops_bootstrap_app_spec") == []
+
+
+@pytest.mark.parametrize("kind, spec, expected", [
+    ("AppProject", {"destinations": [{"namespace": "x"}]}, "gitops_bootstrap_project.destinations[0] has neither server"),
+    ("AppProject", {"syncWindows": [{"kind": "allow", "schedule": "0 9 * *", "duration": "1h"}]},
+     'syncWindows[0].schedule is "0 9 * *"'),
+    ("AppProject", {"syncWindows": [{"kind": "maybe", "schedule": "* * * * *", "duration": "1h"}]},
+     'syncWindows[0].kind is "maybe"'),
+    ("AppProject", {"syncWindows": [{"kind": "deny", "schedule": "* * * * *", "duration": "one hour"}]},
+     'syncWindows[0].duration is "one hour"'),
+    ("AppProject", {"sourceRepo": ["x"]}, 'unknown field "sourceRepo"'),
+    ("AppProject", {"sourceRepos": "https://x"}, "sourceRepos is"),
+    ("AppProject", "not a mapping", "expected a mapping"),
+    ("Application", {"project": "p", "destination": {"namespace": "argocd"}}, "destination has neither server"),
+    ("Application", {"project": "p", "destination": {"server": "s"}, "syncpolicy": {}}, 'unknown field "syncpolicy"'),
+])
+def test_argocd_specs_refused(kind: str, spec: Any, expected: str) -> None:
+    from operator_inputs import argocd_spec_problems  # pylint: disable=import-outside-toplevel
+    name = "gitops_bootstrap_project" if kind == "AppProject" else "gitops_bootstrap_app_spec"
+    message = " ".join(argocd_spec_problems(spec, kind, name))
+    assert expected in message and name in message, message

@@ -79,7 +79,7 @@ def test_changed_manifest_still_waits_for_the_new_job_and_the_rollout(make_site,
     assert job_uid(site) not in ("", first_uid), "no new helm-install job after the change"
     assert rolled_out(site), "the role returned before the new generation rolled out"
     verbs = [call[2:4] for call in calls(log)]
-    assert ["get", "deployment"] in verbs, calls(log)
+    assert ["get", "deployments,daemonsets,statefulsets"] in verbs, calls(log)
 
 
 def test_rerun_after_an_unfinished_install_waits_for_it(make_site, tmp_path):
@@ -97,4 +97,25 @@ def test_rerun_after_an_unfinished_install_waits_for_it(make_site, tmp_path):
         "the re-run returned before the install completed"
     assert rolled_out(site), "the re-run returned before the rollout"
     verbs = [call[2:4] for call in calls(log)]
-    assert ["get", "deployment"] in verbs, calls(log)
+    assert ["get", "deployments,daemonsets,statefulsets"] in verbs, calls(log)
+
+
+def test_rollouts_of_one_namespace_are_read_together(tmp_path):
+    # cert-manager's three Deployments, ready as soon as the job completed: one poll, one read.
+    site, log = logged_site(tmp_path, K3S_STANDIN_ROLLOUT_DELAY="0")
+    rollouts = [{"namespace": "cert-manager", "kind": "deployment", "name": name}
+                for name in ("cert-manager", "cert-manager-cainjector", "cert-manager-webhook")]
+    result, _seconds = site.helm_chart("cert-manager", helm_chart_timeout=60, helm_chart_rollouts=rollouts)
+    assert result.returncode == 0, result.stdout[-3000:]
+    reads = [call for call in calls(log) if call[:2] == ["-n", "cert-manager"]]
+    assert reads == [["-n", "cert-manager", "get", "deployments,daemonsets,statefulsets", "-o", "json"]], reads
+
+
+def test_missing_workload_is_named_after_the_timeout(tmp_path):
+    site, _log = logged_site(tmp_path, K3S_STANDIN_ROLLOUT_DELAY="0")
+    rollouts = [{"namespace": "cert-manager", "kind": "deployment", "name": "cert-manager"},
+                {"namespace": "cert-manager", "kind": "statefulset", "name": "no-such-thing"}]
+    result, _seconds = site.helm_chart("cert-manager", helm_chart_timeout=4, helm_chart_rollouts=rollouts)
+    assert result.returncode != 0
+    assert "not rolled out within 4 s: cert-manager/statefulset/no-such-thing: does not exist" in result.stdout, \
+        result.stdout[-3000:]

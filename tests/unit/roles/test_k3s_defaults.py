@@ -18,6 +18,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[3]
 ROLE = REPO / "roles" / "k3s_defaults"
 K3S_ROLES = ["k3s_install", "k3s_server", "k3s_agent", "k3s_upgrade", "k3s_uninstall", "etcd_snapshot"]
+# run `k3s kubectl` on the first server (<role>_kubectl)
+PLATFORM_ROLES = ["argocd", "cert_manager", "gitops_bootstrap", "helm_chart", "ingress", "longhorn"]
 RELEASE_NAME = re.compile(r"v\d+\.\d+\.\d+\+k3s\d+")
 RELEASE_URL = "github.com/k3s-io/k3s/releases/download"
 BINARY = "/usr/local/bin/k3s"
@@ -42,9 +44,9 @@ def _code_lines(path: Path) -> list[tuple[int, str]]:
 
 
 def _behaviour_files() -> list[Path]:
-    """What runs: the K3S roles' defaults, vars, tasks, handlers, templates, and the playbooks."""
+    """What runs: the roles' defaults, vars, tasks, handlers, templates, and the playbooks."""
     files = []
-    for role in K3S_ROLES:
+    for role in sorted(p.name for p in (REPO / "roles").iterdir() if p.name != "k3s_defaults"):
         for sub in ("defaults", "vars", "tasks", "handlers", "templates"):
             files += sorted((REPO / "roles" / role / sub).glob("*"))
     files += sorted((REPO / "playbooks").glob("*.yml")) + [REPO / "site.yml"]
@@ -83,7 +85,7 @@ def test_no_other_release_default_in_the_k3s_roles() -> None:
                 assert not RELEASE_NAME.search(line), f"{path.relative_to(REPO)}:{number}: {line.strip()}"
 
 
-@pytest.mark.parametrize("role", K3S_ROLES)
+@pytest.mark.parametrize("role", K3S_ROLES + PLATFORM_ROLES)
 def test_roles_using_the_settings_depend_on_k3s_defaults(role: str) -> None:
     uses = any("k3s_defaults_" in path.read_text(encoding="utf-8")
                for sub in ("defaults", "vars", "tasks", "handlers", "templates")
@@ -106,5 +108,6 @@ def test_playbook_plays_using_the_settings_load_them() -> None:
 def test_inventory_samples_pin_the_release() -> None:
     pinned = _defaults()["k3s_defaults_version"]
     for inventory in ("prod", "staging", "lab"):
-        cluster = _yaml(REPO / "inventories" / inventory / "group_vars" / "all" / "cluster.yml")
+        group_vars = REPO / "inventories" / inventory / "group_vars" / "all"
+        cluster = {**_yaml(group_vars / "_common" / "cluster.yml"), **_yaml(group_vars / "cluster.yml")}
         assert cluster["cluster_k3s_version"] == pinned, inventory

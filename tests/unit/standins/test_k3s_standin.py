@@ -177,7 +177,7 @@ def first_server(make) -> Node:
 
 def test_version_output() -> None:
     out = subprocess.run([sys.executable, str(STANDIN), "--version"], capture_output=True, text=True, check=True)
-    assert out.stdout.splitlines()[0].startswith("k3s version v1.34.1+k3s1 (")
+    assert out.stdout.splitlines()[0].startswith("k3s version %s (" % build_mirror.DEFAULT_VERSION)
 
 
 def test_parse_config_subset() -> None:

@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import s3server  # noqa: E402
 from standin import day2, s3  # noqa: E402
-from test_standin_day2 import etcd_server, logged, make  # noqa: E402,F401  (make: the fixture)
+# make: the fixture of test_standin_day2 (stand-in servers under temp roots)
+from test_standin_day2 import logged, make  # noqa: E402,F401 pylint: disable=unused-import
 
-boto3 = pytest.importorskip("boto3")
 BUCKET = "k3s-snapshots"
 
 
@@ -36,14 +36,7 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 
 
 def objects(moto: dict, prefix: str = "") -> dict[str, dict]:
-    client = boto3.client("s3", endpoint_url=moto["url"], region_name="us-east-1",
-                          aws_access_key_id=moto["access_key"], aws_secret_access_key=moto["secret_key"])
-    found = {}
-    for item in client.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", []):
-        head = client.head_object(Bucket=BUCKET, Key=item["Key"])
-        found[item["Key"]] = {"metadata": head["Metadata"], "type": head["ContentType"],
-                              "body": client.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read()}
-    return found
+    return s3server.objects(moto, BUCKET, prefix)
 
 
 def s3_options(moto: dict, folder: str, **extra: object) -> dict:
@@ -114,7 +107,7 @@ def test_save_uploads_lists_deletes_like_k3s(make, moto: dict) -> None:
     server = s3_server(make, moto, "clusters/unit-save")
     result = server.run("etcd-snapshot", "save", "--name", "backup")
     assert result.returncode == 0, result.stderr
-    names = [re.fullmatch(r"Snapshot (\S+) saved\.", m).group(1) for _, m in logged(result.stderr)]
+    names = [re.fullmatch(r"Snapshot (\S+) saved\.", line[1]).group(1) for line in logged(result.stderr)]
     assert len(names) == 2 and names[0] == names[1]  # local, then S3: one line each, as the CLI logs them
     name = names[0]
     stored = objects(moto, "clusters/unit-save/")

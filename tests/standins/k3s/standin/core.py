@@ -64,7 +64,7 @@ from . import kubeapi
 
 VERSION = "__K3S_STANDIN_VERSION__"
 if VERSION.startswith("__"):
-    VERSION = os.environ.get("K3S_STANDIN_VERSION", "v1.34.1+k3s1")
+    VERSION = os.environ.get("K3S_STANDIN_VERSION", "v1.34.9+k3s1")
 COMMIT = hashlib.sha1(VERSION.encode()).hexdigest()[:8]
 
 SERVER_KEYS = {

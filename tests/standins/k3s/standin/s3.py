@@ -215,7 +215,7 @@ class Client:
         return {"name": name, "key": key, "location": "s3://%s/%s" % (self.cfg["bucket"], key), "size": len(body)}
 
     def download(self, name: str, directory: str) -> str:
-        _, _, body = self.request("GET", key_for(self.cfg["folder"], name))
+        body = self.request("GET", key_for(self.cfg["folder"], name))[2]
         os.makedirs(directory, mode=0o700, exist_ok=True)
         target = os.path.join(directory, name)
         with open(target, "wb") as handle:
@@ -231,7 +231,7 @@ class Client:
             query = {"list-type": "2", "prefix": prefix}
             if token:
                 query["continuation-token"] = token
-            _, _, body = self.request("GET", query=query)
+            body = self.request("GET", query=query)[2]
             root = ET.fromstring(body)
             for item in root.iter(ns + "Contents"):
                 found.append({"key": item.findtext(ns + "Key"), "size": int(item.findtext(ns + "Size") or 0),

@@ -1,0 +1,44 @@
+# -*- coding: utf-8 -*-
+# Copyright: DictaMesh maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""kubectl -o json answers as data, for the filters that decide from them (one parser for all)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type  # pylint: disable=invalid-name
+
+import json
+
+from ansible.errors import AnsibleFilterError
+
+try:
+    from ansible.module_utils.six import string_types
+except ImportError:  # pragma: no cover
+    string_types = (str,)
+
+
+def load_kubectl_json(value, what):
+    """A kubectl -o json answer (string or mapping) as a mapping; '' (--ignore-not-found, nothing
+    found) and None are None. `what` (the filter's name) starts every error message."""
+    if value is None:
+        return None
+    if isinstance(value, string_types):
+        if not value.strip():
+            return None
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise AnsibleFilterError("%s: not the JSON of kubectl -o json: %s" % (what, exc))
+    if isinstance(value, dict):
+        return value
+    raise AnsibleFilterError("%s: expected kubectl -o json output (an object or a List), got %s"
+                             % (what, type(value).__name__))
+
+
+def kubectl_items(data):
+    """The objects of an answer: a List's items, or the one object; [] for None."""
+    if data is None:
+        return []
+    if data.get("kind") == "List" or "items" in data:
+        return [i for i in data.get("items") or [] if isinstance(i, dict)]
+    return [data]
