@@ -41,6 +41,11 @@ def state_path(data_dir: str) -> str:
     return os.path.join(data_dir, "server", "db", "kubeapi.json")
 
 
+def audit_path(data_dir: str) -> str:
+    """Where the CIS hardening guide has K3S write its audit log (docs.k3s.io security/hardening-guide)."""
+    return os.path.join(data_dir, "server", "logs", "audit.log")
+
+
 class ApiServer:
     """The API store of one K3S server plus its controller loops."""
 
@@ -48,9 +53,10 @@ class ApiServer:
         self.daemon = daemon
         self.interval = core.env_float("K3S_STANDIN_CONTROLLER_INTERVAL", interval)
         minor = core.VERSION.lstrip("v").split(".")[1] if core.VERSION.count(".") >= 2 else "34"
+        os.makedirs(os.path.dirname(audit_path(daemon.data_dir)), mode=0o700, exist_ok=True)
         self.api = kubeapi.KubeAPI(state_path(daemon.data_dir), {
             "major": "1", "minor": minor, "gitVersion": core.VERSION, "gitCommit": core.COMMIT,
-            "platform": "linux/%s" % core.arch()})
+            "platform": "linux/%s" % core.arch()}, audit_path(daemon.data_dir))
         self.store = self.api.store
         self.nodes_rt = self.store.resource("", "v1", "nodes")
         # (name, joined-at) of the Nodes this server created: one that is missing was deleted
