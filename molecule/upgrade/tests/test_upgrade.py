@@ -129,3 +129,21 @@ def test_fault_run_rolled_back_the_server_and_left_the_agent_alone(host: testinf
     current = {n: x["status"]["nodeInfo"]["kubeletVersion"] for n, x in nodes(host).items()}
     assert current == {server: v["cluster_k3s_version"], agent: v["cluster_k3s_version"]}
     assert "Upgrade of" in (EPHEMERAL / "fault-run.log").read_text()
+
+
+def test_downgrade_and_skipped_minor_refused_from_host_facts_before_any_change(host: testinfra.host.Host) -> None:
+    """side_effect.yml's first runs: the installed version (read on each node in the pre-flight play)
+    refuses them, with the node, its version and the reason; no host changed (and no cordon nor
+    restart: the order and restart tests above see none before the fault run)."""
+    if not is_first_server(host) or fault_started() is None:
+        return
+    v = variables(host)
+    installed = v["cluster_k3s_version"]
+    for name, reason in (("downgrade", "is older: downgrades are not supported"),
+                         ("skipped-minor", "skips a minor version")):
+        text = (EPHEMERAL / f"refused-{name}.log").read_text()
+        doc, _end = json.JSONDecoder().raw_decode(text)  # the JSON callback's document, then stderr
+        assert {h: s["changed"] for h, s in doc["stats"].items()} == {h: 0 for h in doc["stats"]}, doc["stats"]
+        for node in v["groups"]["k3s_cluster"]:
+            assert f"{node} runs {installed}" in text, (name, node)
+        assert reason in text, name
