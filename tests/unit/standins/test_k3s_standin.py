@@ -81,8 +81,8 @@ class Node:
                 lines.append(f"{key}: {json.dumps(value)}")
         (self.root / "etc/rancher/k3s/config.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    def start(self, command: str = "server", **env: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(STANDIN), command], env=self.env(**env),
+    def start(self, command: str = "server", binary: Path = STANDIN, **env: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(binary), command], env=self.env(**env),
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def wait_ready(self, timeout: float = 20) -> None:
@@ -455,6 +455,39 @@ def test_cordon_is_one_node_state_for_every_server(cluster) -> None:
         while unschedulable(reader) != expected and time.monotonic() < deadline:
             time.sleep(0.3)
         assert unschedulable(reader) == expected, verb
+
+
+@pytest.mark.parametrize("role", ["server", "agent"])
+def test_restarted_node_version_reaches_every_server(cluster, tmp_path: Path, role: str) -> None:
+    """One etcd holds the Node, whose status the kubelet writes at its start (kubernetes/kubernetes
+    pkg/kubelet/kubelet_node_status.go): a node restarted at a new version shows that kubeletVersion
+    through every server, not only through the one it talks to (the HA rolling upgrade's last check
+    reads every Node on the first server)."""
+    newer = tmp_path / "k3s-newer"
+    newer.write_bytes(build_mirror.standin_for("v1.35.0+k3s1"))
+    s1 = first_server(cluster)
+    s2 = cluster("s2")
+    s2.configure(server=s1.url)
+    s2.start()
+    s2.wait_ready()
+    node = s2
+    if role == "agent":
+        node = cluster("a1")
+        node.configure(server=s2.url)  # registers through s2; s1 learns it by syncing
+        node.start("agent")
+    wait_nodes(s1, {"s1", "s2", node.name})
+    node.stop()
+    node.start(role, binary=newer)
+    if role == "server":
+        node.wait_ready()
+
+    def version(server: Node) -> str:
+        return server.nodes()[node.name]["status"]["nodeInfo"]["kubeletVersion"]
+    deadline = time.monotonic() + 10
+    while version(s1) != "v1.35.0+k3s1" and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert version(s1) == version(s2) == "v1.35.0+k3s1"
+    assert ready(s1.nodes()[node.name])
 
 
 def test_agent_and_new_server_names_are_not_duplicates(cluster) -> None:

@@ -330,6 +330,12 @@ def ca_hash(pem: bytes) -> str:
 # --------------------------------------------------------------------------- state
 
 
+# What a kubelet (re)registering writes into its Node (status.nodeInfo.kubeletVersion, addresses) and
+# the etcd member it runs: one object in etcd, so a restart at a new version is seen through every
+# server (kubernetes/kubernetes pkg/kubelet/kubelet_node_status.go). `status_at` orders the writes.
+STATUS_FIELDS = ("ip", "url", "version", "member", "etcd")
+
+
 class Cluster:
     """The datastore: cluster id, secret, datastore kind and the node table."""
 
@@ -354,8 +360,8 @@ class Cluster:
             nodes = self.nodes()
             old = nodes.get(node["name"])
             if old and old.get("role") == node["role"]:
-                old.update({k: node[k] for k in ("ip", "url", "version", "member", "etcd") if k in node})
-                old["last_seen"] = time.time()
+                old.update({k: node[k] for k in STATUS_FIELDS if k in node})
+                old["last_seen"] = old["status_at"] = time.time()
                 entry = old
             else:
                 seq = max([n.get("join_seq", 0) for n in nodes.values()] + [0]) + 1
@@ -389,6 +395,9 @@ class Cluster:
                     nodes[name] = node
                 elif node.get("joined_at") == mine.get("joined_at"):
                     mine["last_seen"] = max(mine.get("last_seen", 0), node.get("last_seen", 0))
+                    if node.get("status_at", 0) > mine.get("status_at", 0):  # re-registered on a peer
+                        mine.update({k: node[k] for k in STATUS_FIELDS if k in node})
+                        mine["status_at"] = node["status_at"]
                     if node.get("spec_at", 0) > mine.get("spec_at", 0):  # a cordon written on a peer
                         mine["unschedulable"] = node.get("unschedulable", False)
                         mine["spec_at"] = node["spec_at"]
