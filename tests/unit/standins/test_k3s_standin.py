@@ -490,6 +490,28 @@ def test_restarted_node_version_reaches_every_server(cluster, tmp_path: Path, ro
     assert ready(s1.nodes()[node.name])
 
 
+def test_restarted_server_version_is_seen_by_its_peers_once_it_serves(cluster, tmp_path: Path) -> None:
+    """The rolling upgrade checks every Node's version on the first server right after the last
+    server's restart (upgrade_k3s.yml's last play); upstream that Node status is in etcd before the
+    restarted server reports ready. Sync rounds here are 30 s apart: only a push at start can pass."""
+    newer = tmp_path / "k3s-newer"
+    newer.write_bytes(build_mirror.standin_for("v1.35.0+k3s1"))
+    slow = {"K3S_STANDIN_HEARTBEAT": "30", "K3S_STANDIN_NODE_GRACE": "120"}
+    s1 = cluster("s1")
+    s1.configure(cluster_init=True)
+    s1.start(**slow)
+    s1.wait_ready()
+    s2 = cluster("s2")
+    s2.configure(server=s1.url)
+    s2.start(**slow)
+    s2.wait_ready()
+    assert s1.nodes()["s2"]["status"]["nodeInfo"]["kubeletVersion"] == build_mirror.DEFAULT_VERSION
+    s2.stop()
+    s2.start(binary=newer, **slow)
+    s2.wait_ready()
+    assert s1.nodes()["s2"]["status"]["nodeInfo"]["kubeletVersion"] == "v1.35.0+k3s1"
+
+
 def test_agent_and_new_server_names_are_not_duplicates(cluster) -> None:
     s1 = first_server(cluster)
     s10 = cluster("s1-b")  # a node name that extends another one is no duplicate

@@ -41,6 +41,7 @@ K3S_STANDIN_NODE_GRACE (s a node stays Ready without heartbeat), K3S_STANDIN_JOI
 """
 
 import base64
+import copy
 import datetime
 import hashlib
 import http.server
@@ -598,7 +599,7 @@ class Handler(kubeapi.BaseHandler):
             if not daemon.cluster.touch(body.get("name", "")):
                 return self.status(404, "node not registered")
             return self.reply(200, {"members": daemon.cluster.members()})
-        if self.path == "/standin/removed":  # a peer removed a member: take its tombstones now
+        if self.path == "/standin/removed":  # a peer's change (tombstones, a restart's registration): take it now
             if self.headers.get("X-Standin-Secret") != daemon.secret:
                 return self.status(401, "Unauthorized")
             daemon.cluster.merge(body)
@@ -758,32 +759,29 @@ class ServerDaemon:
         if removed is not None:
             log("info", "Removing etcd member from cluster due to node delete (name=%s address=%s)"
                 % (removed.get("member", name), removed.get("ip", "")))
-            context = ca_context(self.ca_pem)
-            for url in self.cluster.members():
-                if url == self.url:
-                    continue
-                try:
-                    http_json(url + "/standin/removed", context, body={
-                        "cluster_id": self.cluster.data["cluster_id"], "removed": self.cluster.data["removed"],
-                        "nodes": {}}, headers={"X-Standin-Secret": self.secret}, timeout=5)
-                except (OSError, ValueError, urllib.error.URLError):
-                    pass
+            self.tell_peers({"cluster_id": self.cluster.data["cluster_id"], "removed": self.cluster.data["removed"],
+                             "nodes": {}})
         return removed
+
+    def tell_peers(self, body: dict) -> None:
+        """Hand a change of the node table to the other servers now (they merge it as a polled state):
+        upstream it is one write to etcd, which every server reads."""
+        context = ca_context(self.ca_pem)
+        for url in self.cluster.members():
+            if url == self.url:
+                continue
+            try:
+                http_json(url + "/standin/removed", context, body=body,
+                          headers={"X-Standin-Secret": self.secret}, timeout=5)
+            except (OSError, ValueError, urllib.error.URLError):
+                pass
 
     def forget_node(self, name: str) -> None:
         """A Node deleted through the API (apiserver.py): drop the entry here and on the peers (a
         running kubelet does not register again; its next start does, as a new entry)."""
         if self.cluster.forget(name):
-            context = ca_context(self.ca_pem)
-            for url in self.cluster.members():
-                if url == self.url:
-                    continue
-                try:
-                    http_json(url + "/standin/removed", context, body={
-                        "cluster_id": self.cluster.data["cluster_id"], "removed": self.cluster.data["removed"],
-                        "nodes": {}}, headers={"X-Standin-Secret": self.secret}, timeout=5)
-                except (OSError, ValueError, urllib.error.URLError):
-                    pass
+            self.tell_peers({"cluster_id": self.cluster.data["cluster_id"], "removed": self.cluster.data["removed"],
+                             "nodes": {}})
 
     def write_files(self) -> None:
         tls = self.p("server/tls")
@@ -865,6 +863,11 @@ class ServerDaemon:
         httpd.daemon_threads = True
         httpd.socket = context.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
         threading.Thread(target=self.sync_loop, daemon=True).start()
+        if self.mode == "restart":  # the kubelet's Node status (version, address) written at start
+            with self.cluster.lock:
+                own = copy.deepcopy(self.cluster.nodes().get(self.node_name))
+            if own is not None:
+                self.tell_peers({"cluster_id": self.cluster.data["cluster_id"], "nodes": {self.node_name: own}})
         self.apiserver.start()
         self.ready = True
         append_start_log(self.data_dir, "server", self.mode, self.cluster.data["cluster_id"])
