@@ -415,6 +415,20 @@ def test_sync_terminate_before_pickup_retries_until_it_is_accepted():
     assert client.terminate_operation.call_count == 2 and result["terminated_operation"] is True
 
 
+def test_sync_terminate_retries_when_the_operation_was_picked_up_after_the_400():
+    """The controller starts the operation between the 400 and the module's next read: it is
+    running now (no longer pending), so the terminate is tried again, not given up."""
+    recorded = {"metadata": {"name": "a"}, "operation": {"sync": {}}, "status": {"sync": {"status": "Synced"}}}
+    running = synced_app("Running", "2024-11-27T09:59:00Z", None, operation=True)
+    ended = synced_app("Failed", "2024-11-27T09:59:00Z", "2024-11-27T10:00:01Z")
+    client = sync_client([[ended], [NEW_DONE], [NEW_DONE]], get_states=[recorded, running, running])
+    no_op = ArgoCDError("Unable to terminate operation. No operation is in progress", status=400, code=3)
+    client.terminate_operation.side_effect = [no_op, None]
+    result = run_main(argocd_sync, {"name": "a", "on_running_operation": "terminate", "poll_interval": 0.01}, client)
+    assert result["failed"] is False, result
+    assert client.terminate_operation.call_count == 2 and result["terminated_operation"] is True
+
+
 def test_sync_terminate_of_an_operation_that_ended_reports_no_termination():
     running = synced_app("Running", "2024-11-27T09:59:00Z", None, operation=True)
     ended = synced_app("Succeeded", "2024-11-27T09:59:00Z", "2024-11-27T10:00:01Z")
