@@ -16,7 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from test_platform_waits import CHART, Site, make_site  # noqa: E402,F401  pylint: disable=wrong-import-position
+# make_site is a fixture, found by pytest under this name
+from test_platform_waits import CHART, Site, make_site  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
 
 ROLLOUTS = [{"namespace": "cert-manager", "kind": "deployment", "name": "cert-manager"}]
 FAST = {"K3S_STANDIN_SCAN_INTERVAL": "1", "K3S_STANDIN_HELM_DELAY": "1", "K3S_STANDIN_ROLLOUT_DELAY": "3"}
