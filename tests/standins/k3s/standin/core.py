@@ -603,6 +603,7 @@ class Handler(kubeapi.BaseHandler):
             if self.headers.get("X-Standin-Secret") != daemon.secret:
                 return self.status(401, "Unauthorized")
             daemon.cluster.merge(body)
+            daemon.apiserver.drop_tombstoned()
             return self.reply(200, {})
         if self.path == "/db/snapshot":
             # k3s-io/k3s pkg/etcd/etcd.go handler(): /db/snapshot needs the role k3s:server, which
@@ -759,8 +760,7 @@ class ServerDaemon:
         if removed is not None:
             log("info", "Removing etcd member from cluster due to node delete (name=%s address=%s)"
                 % (removed.get("member", name), removed.get("ip", "")))
-            self.tell_peers({"cluster_id": self.cluster.data["cluster_id"], "removed": self.cluster.data["removed"],
-                             "nodes": {}})
+            self._tell_peers_removed()
         return removed
 
     def tell_peers(self, body: dict) -> None:
@@ -780,8 +780,11 @@ class ServerDaemon:
         """A Node deleted through the API (apiserver.py): drop the entry here and on the peers (a
         running kubelet does not register again; its next start does, as a new entry)."""
         if self.cluster.forget(name):
-            self.tell_peers({"cluster_id": self.cluster.data["cluster_id"], "removed": self.cluster.data["removed"],
-                             "nodes": {}})
+            self._tell_peers_removed()
+
+    def _tell_peers_removed(self) -> None:
+        self.tell_peers({"cluster_id": self.cluster.data["cluster_id"], "removed": self.cluster.data["removed"],
+                         "nodes": {}})
 
     def write_files(self) -> None:
         tls = self.p("server/tls")
