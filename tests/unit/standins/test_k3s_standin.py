@@ -507,7 +507,7 @@ def test_restarted_server_version_is_seen_by_its_peers_once_it_serves(cluster, t
     s2.configure(server=s1.url)
     s2.start(**slow)
     s2.wait_ready()
-    assert s1.nodes()["s2"]["status"]["nodeInfo"]["kubeletVersion"] == build_mirror.DEFAULT_VERSION
+    assert wait_nodes(s1, {"s2"})["s2"]["status"]["nodeInfo"]["kubeletVersion"] == build_mirror.DEFAULT_VERSION
     s2.stop()
     s2.start(binary=newer, **slow)
     s2.wait_ready()

@@ -119,16 +119,27 @@ class ApiServer:
             if name not in table:  # removed from the datastore (here or by a peer)
                 self._drop_node(name, obj)
 
-    def drop_tombstoned(self) -> None:
-        """A peer removed Nodes (core.py /standin/removed): they leave this store now, not at the next
-        pass, as K3S's servers share one Node object in etcd. No controller lock: the store has its
-        own, and the pass that holds the lock may be the one waiting on the peer that told us."""
-        with self.daemon.cluster.lock:
-            removed = dict(self.daemon.cluster.data.get("removed", {}))
+    def apply_peer_change(self, names) -> None:
+        """A peer pushed a change of the node table (core.py /standin/removed): removed Nodes leave
+        this store and the pushed nodes' status is written now, not at the next pass, as K3S's servers
+        share one Node object in etcd. No controller lock: the store has its own, and the pass that
+        holds the lock may be the one waiting on the peer that told us."""
+        cluster = self.daemon.cluster
+        with cluster.lock:
+            removed = dict(cluster.data.get("removed", {}))
+            table = copy.deepcopy(cluster.nodes())
+            cluster_id = cluster.data["cluster_id"]
         for obj in self.store.list(self.nodes_rt, "")["items"]:
             name, joined = self._identity(obj)
             if name in removed and float(joined or 0) <= float("%.3f" % removed[name]):  # the annotation is rounded
                 self._drop_node(name, obj)
+            elif name in names and name in table:
+                desired = core.node_object(table[name], cluster_id, self.daemon.grace)
+                if self._identity(desired) == (name, joined):
+                    try:
+                        self._update_node(name, obj, desired)
+                    except kubeapi.ApiError:  # a controller pass wrote it meanwhile
+                        pass
 
     def _share_spec(self, name: str, obj: dict, entry: dict) -> None:
         """HA servers share one Node: a cordon written here goes into the node table, one written on

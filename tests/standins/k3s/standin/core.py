@@ -603,7 +603,7 @@ class Handler(kubeapi.BaseHandler):
             if self.headers.get("X-Standin-Secret") != daemon.secret:
                 return self.status(401, "Unauthorized")
             daemon.cluster.merge(body)
-            daemon.apiserver.drop_tombstoned()
+            daemon.apiserver.apply_peer_change(set(body.get("nodes") or {}))
             return self.reply(200, {})
         if self.path == "/db/snapshot":
             # k3s-io/k3s pkg/etcd/etcd.go handler(): /db/snapshot needs the role k3s:server, which
