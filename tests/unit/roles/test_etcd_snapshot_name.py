@@ -41,7 +41,7 @@ def test_saved_name_from_either_stream(tmp_path: Path) -> None:
         mode: "0644"
 """, encoding="utf-8")
     # the role's expression, verbatim, rendered with each case's etcd_snapshot_save
-    expression = yaml.safe_load((REPO / "roles/etcd_snapshot/vars/main.yml").read_text())["__etcd_snapshot_saved_name"]
+    expression = yaml.safe_load((REPO / "roles/etcd_snapshot/vars/main.yml").read_text())["etcd_snapshot__saved_name"]
     (tmp_path / "name.j2").write_text(expression, encoding="utf-8")
     extra = tmp_path / "extra.json"
     extra.write_text(json.dumps({"cases": [case for case, _name in CASES], "ansible_python_interpreter": sys.executable}))

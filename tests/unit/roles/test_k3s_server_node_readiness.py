@@ -33,7 +33,7 @@ def evaluate(tmp_path: Path, stdout: str, expected: list[str]) -> dict[str, Any]
   tasks:
     - ansible.builtin.include_vars: {REPO}/roles/k3s_server/vars/main.yml
     - ansible.builtin.copy:
-        content: "{{{{ {{'not_ready': __k3s_server_not_ready, 'seen': __k3s_server_seen}} | to_json }}}}"
+        content: "{{{{ {{'not_ready': k3s_server__not_ready, 'seen': k3s_server__seen}} | to_json }}}}"
         dest: {tmp_path}/out.json
         mode: "0644"
 """, encoding="utf-8")
