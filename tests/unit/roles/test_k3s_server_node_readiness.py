@@ -38,7 +38,7 @@ def evaluate(tmp_path: Path, stdout: str, expected: list[str]) -> dict[str, Any]
         mode: "0644"
 """, encoding="utf-8")
     extra = tmp_path / "extra.json"
-    extra.write_text(json.dumps({"k3s_server_nodes": {"stdout": stdout}, "k3s_server_expected_nodes": expected,
+    extra.write_text(json.dumps({"k3s_server__nodes": {"stdout": stdout}, "k3s_server_expected_nodes": expected,
                                  "ansible_python_interpreter": sys.executable}), encoding="utf-8")
     result = subprocess.run([str(REPO / ".venv/bin/ansible-playbook"), "-i", "localhost,", "-c", "local",
                              str(playbook), "-e", f"@{extra}"], capture_output=True, text=True,
