@@ -24,7 +24,11 @@ import yaml
 from common import (OUTPUT, REPO, ansible_env, git_commit, load_between, log, now_iso, parse_json_output,
                     qemu_vms_running, recap, run_timed, slowest_tasks, task_rows, venv_tool)
 
+sys.path.insert(0, str(REPO / "tests" / "standins" / "k3s"))
+import audit_timeline  # noqa: E402
+
 VMLAB = REPO / "tests" / "vmlab" / "vmlab.py"
+AUDIT_LOG = "/var/lib/rancher/k3s/server/logs/audit.log"
 BUILD_MIRROR = REPO / "tests" / "standins" / "k3s" / "build_mirror.py"
 UPGRADE_TO = "v1.35.0+k3s1"
 
@@ -180,14 +184,14 @@ def node_windows(doc: dict[str, Any]) -> dict[str, dict[str, float]]:
 
 
 def standin_windows(events: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Per node, from the K3S stand-in's records (first server's clock): cordon, drain, uncordon."""
+    """Per node, from the first server's API audit log (audit_timeline.node_actions, the server's
+    clock): cordon, drain begin and end, uncordon."""
     out: dict[str, dict[str, float]] = {}
     for event in events:
         node = out.setdefault(event["node"], {})
-        if event["action"] == "cordon" and event.get("via") == "drain":
-            node.setdefault("drain_begin", event["time"])
-        elif event["action"] in ("cordon", "drain", "uncordon"):
-            node.setdefault(event["action"], event["time"])
+        if event["action"] == "drain":
+            node.setdefault("drain_begin", event["begin"])
+        node.setdefault(event["action"], event["time"])
     return out
 
 
@@ -246,11 +250,10 @@ def run_upgrade(lab: Lab, installed: bool) -> dict[str, Any]:
         lab.playbook("upgrade-prepare", lab.scenario_dir / "prepare.yml")
         target = lab.scenario["provisioner"]["inventory"]["group_vars"]["all"]["cluster_k3s_version"]
     servers, agents = lab.hosts()
-    before = lab.ssh_read(servers[0], "/var/lib/rancher/k3s/server/standin-day2.json")
-    start_count = len(json.loads(before)["events"]) if before.strip() else 0
+    before = len(lab.ssh_read(servers[0], AUDIT_LOG).splitlines())
     result = lab.playbook("upgrade", lab.repo / "playbooks" / "upgrade_k3s.yml", *extra)
-    day2 = json.loads(lab.ssh_read(servers[0], "/var/lib/rancher/k3s/server/standin-day2.json"))
-    events = day2["events"][start_count:]
+    lines = lab.ssh_read(servers[0], AUDIT_LOG).splitlines()[before:]
+    events = audit_timeline.node_actions(audit_timeline.parse(lines))
     starts = {h: lab.ssh_read(h, "/var/lib/rancher/k3s/standin-starts.log").splitlines()
               for h in servers + agents}
     rows = overhead_rows(result["_doc"], events, {h: h for h in servers + agents}, result.get("load1_samples"))

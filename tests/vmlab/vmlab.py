@@ -883,7 +883,8 @@ def lab_preflight(settings: dict[str, str], mirror_root: Path | None, standin: b
         if mirror_root is None:
             raise VmlabError("LAB_STANDIN=1 needs the lab's mirror (LAB_MIRROR=1)")
         log(f"lab: filling {mirror_root} with the K3S test stand-in as {version}")
-        run([sys.executable, str(K3S_STANDIN_BUILDER), "--root", str(mirror_root), "--version", version])
+        run([sys.executable, str(K3S_STANDIN_BUILDER), "--root", str(mirror_root), "--version", version,
+             "--kubectl", str(Path(sys.executable).parent / "kubectl")])
     url = effective_base_url(settings.get("cluster_k3s_download_base_url", ""), mirror_root is not None)
     if url is None:
         assert mirror_root is not None

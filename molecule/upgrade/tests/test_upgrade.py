@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import testinfra.host
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests/standins/k3s"))
+import audit_timeline  # noqa: E402
 
 K3S = "/usr/local/bin/k3s"
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
@@ -34,9 +38,9 @@ def nodes(host: testinfra.host.Host) -> dict[str, dict[str, Any]]:
 
 
 def events(host: testinfra.host.Host) -> list[dict[str, Any]]:
-    """The stand-in's cordon/drain/uncordon records, without the cordon a drain repeats first."""
-    records = json.loads(host.file("/var/lib/rancher/k3s/server/standin-day2.json").content_string)["events"]
-    return [e for e in records if e.get("via") != "drain"]
+    """Cordon, drain and uncordon as kubectl asked the first server's API (its audit log)."""
+    lines = host.file("/var/lib/rancher/k3s/server/logs/audit.log").content_string.splitlines()
+    return audit_timeline.node_actions(audit_timeline.parse(lines))
 
 
 def starts(host: testinfra.host.Host) -> list[tuple[float, str]]:
@@ -92,7 +96,12 @@ def test_cordon_drain_restart_uncordon_order(host: testinfra.host.Host) -> None:
     ], log  # vmlab names each VM's host (and so its node) after its inventory name
     restart_server = [t for t, version in starts(host) if version == v["cluster_k3s_version"]][0]
     assert log[1]["time"] < restart_server < log[2]["time"]
-    assert "ignore-daemonsets" in log[1]["flags"] and "delete-emptydir-data" in log[1]["flags"]
+    # kubectl refuses pods with an emptyDir without --delete-emptydir-data and DaemonSet pods without
+    # --ignore-daemonsets (with it, it skips them): metrics-server (emptyDir) is evicted from whichever
+    # node runs it when that node is drained, servicelb's DaemonSet pods never are
+    evicted = [pod for e in log if e["action"] == "drain" for pod in e["evicted"]]
+    assert any(pod.startswith("metrics-server-") for pod in evicted), evicted
+    assert not any(pod.startswith("svclb-") for pod in evicted), evicted
 
 
 def test_agent_restart_between_its_drain_and_uncordon(host: testinfra.host.Host) -> None:
@@ -120,3 +129,21 @@ def test_fault_run_rolled_back_the_server_and_left_the_agent_alone(host: testinf
     current = {n: x["status"]["nodeInfo"]["kubeletVersion"] for n, x in nodes(host).items()}
     assert current == {server: v["cluster_k3s_version"], agent: v["cluster_k3s_version"]}
     assert "Upgrade of" in (EPHEMERAL / "fault-run.log").read_text()
+
+
+def test_downgrade_and_skipped_minor_refused_from_host_facts_before_any_change(host: testinfra.host.Host) -> None:
+    """side_effect.yml's first runs: the installed version (read on each node in the pre-flight play)
+    refuses them, with the node, its version and the reason; no host changed (and no cordon nor
+    restart: the order and restart tests above see none before the fault run)."""
+    if not is_first_server(host) or fault_started() is None:
+        return
+    v = variables(host)
+    installed = v["cluster_k3s_version"]
+    for name, reason in (("downgrade", "is older: downgrades are not supported"),
+                         ("skipped-minor", "skips a minor version")):
+        text = (EPHEMERAL / f"refused-{name}.log").read_text()
+        doc, _end = json.JSONDecoder().raw_decode(text)  # the JSON callback's document, then stderr
+        assert {h: s["changed"] for h, s in doc["stats"].items()} == {h: 0 for h in doc["stats"]}, doc["stats"]
+        for node in v["groups"]["k3s_cluster"]:
+            assert f"{node} runs {installed}" in text, (name, node)
+        assert reason in text, name

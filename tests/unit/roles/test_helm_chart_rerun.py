@@ -2,8 +2,8 @@
 completed, costs one structured read (jobs and pods) and no wait; a changed manifest, or an
 install that had not completed, still waits for the job and the rollouts.
 
-Run by ansible-playbook on localhost against the K3S stand-in's platform module as kubectl (the
-harness of test_platform_waits.py), with every kubectl call logged.
+Run by ansible-playbook on localhost with a real kubectl against the K3S stand-in's API server and
+platform controllers (the harness of test_platform_waits.py), with every kubectl call logged.
 helm-controller keeps a completed job and replaces it only when the chart's job spec changes
 (k3s-io/helm-controller pkg/controllers/chart/chart.go: no TTL on the job, jobPatcher deletes and
 recreates it on a change), which is what the stand-in imitates (tests/standins/FIDELITY.md).
@@ -16,18 +16,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from test_platform_waits import CHART, Site  # noqa: E402  pylint: disable=wrong-import-position
+# make_site is a fixture, found by pytest under this name
+from test_platform_waits import CHART, Site, make_site  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
 
 ROLLOUTS = [{"namespace": "cert-manager", "kind": "deployment", "name": "cert-manager"}]
 FAST = {"K3S_STANDIN_SCAN_INTERVAL": "1", "K3S_STANDIN_HELM_DELAY": "1", "K3S_STANDIN_ROLLOUT_DELAY": "3"}
 
 
-def logged_site(tmp_path: Path, **env: str) -> tuple[Site, Path]:
-    """A Site whose kubectl shim appends each call's arguments to a log (one JSON list a line)."""
-    site = Site(tmp_path, dict(FAST, **env))
+def logged_site(make_site, tmp_path: Path, **env: str) -> tuple[Site, Path]:
+    """A Site whose kubectl is a wrapper that appends each call's arguments to a log (one JSON list
+    a line), then runs the real kubectl."""
+    site = make_site(dict(FAST, **env))
     log = tmp_path / "kubectl.log"
-    site.shim.write_text("import json as _j, sys as _s\nopen(%r, 'a').write(_j.dumps(_s.argv[1:]) + '\\n')\n"
-                         % str(log) + site.shim.read_text())
+    wrapper = tmp_path / "kubectl-logged.py"
+    real = site.kubectl_cmd.split()
+    wrapper.write_text("import json, os, sys\nopen(%r, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+                       "os.execv(%r, %r + sys.argv[1:])\n" % (str(log), real[0], real))
+    site.kubectl_cmd = "%s %s" % (sys.executable, wrapper)
+    site.start()
     assert site.kubectl("get", "crd").returncode == 0  # K3S is running
     return site, log
 
@@ -48,8 +54,8 @@ def rolled_out(site: Site) -> bool:
             and obj["status"].get("availableReplicas") == 1)
 
 
-def test_unchanged_completed_chart_is_read_once_and_not_waited_for(tmp_path):
-    site, log = logged_site(tmp_path)
+def test_unchanged_completed_chart_is_read_once_and_not_waited_for(make_site, tmp_path):
+    site, log = logged_site(make_site, tmp_path)
     result, _seconds = site.helm_chart("cert-manager", helm_chart_timeout=60, helm_chart_rollouts=ROLLOUTS)
     assert result.returncode == 0, result.stdout[-3000:]
     assert rolled_out(site)
@@ -61,8 +67,8 @@ def test_unchanged_completed_chart_is_read_once_and_not_waited_for(tmp_path):
                            "helmcharts.helm.cattle.io/chart=cert-manager", "-o", "json"]], calls(log)
 
 
-def test_changed_manifest_still_waits_for_the_new_job_and_the_rollout(tmp_path):
-    site, log = logged_site(tmp_path)
+def test_changed_manifest_still_waits_for_the_new_job_and_the_rollout(make_site, tmp_path):
+    site, log = logged_site(make_site, tmp_path)
     result, _seconds = site.helm_chart("cert-manager", helm_chart_timeout=60, helm_chart_rollouts=ROLLOUTS)
     assert result.returncode == 0, result.stdout[-3000:]
     first_uid = job_uid(site)
@@ -77,11 +83,11 @@ def test_changed_manifest_still_waits_for_the_new_job_and_the_rollout(tmp_path):
     assert ["get", "deployments,daemonsets,statefulsets"] in verbs, calls(log)
 
 
-def test_rerun_after_an_unfinished_install_waits_for_it(tmp_path):
+def test_rerun_after_an_unfinished_install_waits_for_it(make_site, tmp_path):
     # The manifest is on the server but its install was never awaited (a run stopped right after
     # the write): the re-run's write changes nothing, yet the job has not completed (each helm
     # attempt takes 15 s here, so it is still running or not even started when the re-run reads it).
-    site, log = logged_site(tmp_path, K3S_STANDIN_HELM_DELAY="15")
+    site, log = logged_site(make_site, tmp_path, K3S_STANDIN_HELM_DELAY="15")
     manifest = site.manifests / "cert-manager.yaml"
     manifest.write_text(CHART.format(name="cert-manager"))
     manifest.chmod(0o600)
@@ -95,9 +101,9 @@ def test_rerun_after_an_unfinished_install_waits_for_it(tmp_path):
     assert ["get", "deployments,daemonsets,statefulsets"] in verbs, calls(log)
 
 
-def test_rollouts_of_one_namespace_are_read_together(tmp_path):
+def test_rollouts_of_one_namespace_are_read_together(make_site, tmp_path):
     # cert-manager's three Deployments, ready as soon as the job completed: one poll, one read.
-    site, log = logged_site(tmp_path, K3S_STANDIN_ROLLOUT_DELAY="0")
+    site, log = logged_site(make_site, tmp_path, K3S_STANDIN_ROLLOUT_DELAY="0")
     rollouts = [{"namespace": "cert-manager", "kind": "deployment", "name": name}
                 for name in ("cert-manager", "cert-manager-cainjector", "cert-manager-webhook")]
     result, _seconds = site.helm_chart("cert-manager", helm_chart_timeout=60, helm_chart_rollouts=rollouts)
@@ -106,8 +112,8 @@ def test_rollouts_of_one_namespace_are_read_together(tmp_path):
     assert reads == [["-n", "cert-manager", "get", "deployments,daemonsets,statefulsets", "-o", "json"]], reads
 
 
-def test_missing_workload_is_named_after_the_timeout(tmp_path):
-    site, _log = logged_site(tmp_path, K3S_STANDIN_ROLLOUT_DELAY="0")
+def test_missing_workload_is_named_after_the_timeout(make_site, tmp_path):
+    site, _log = logged_site(make_site, tmp_path, K3S_STANDIN_ROLLOUT_DELAY="0")
     rollouts = [{"namespace": "cert-manager", "kind": "deployment", "name": "cert-manager"},
                 {"namespace": "cert-manager", "kind": "statefulset", "name": "no-such-thing"}]
     result, _seconds = site.helm_chart("cert-manager", helm_chart_timeout=4, helm_chart_rollouts=rollouts)

@@ -1,5 +1,6 @@
-"""The platform roles' waits, run by ansible-playbook on localhost against the K3S stand-in's
-platform module (tests/standins/k3s/standin/platform.py) as kubectl (issue 11, defects 1 and 5):
+"""The platform roles' waits, run by ansible-playbook on localhost with a real kubectl against the
+K3S stand-in's API server and platform controllers (tests/standins/k3s/standin/kubeapi.py,
+platform.py, run by a thread as `k3s server` runs them) (issue 11, defects 1 and 5):
 
 * helm_chart reports a chart whose helm-install pod keeps failing promptly, with its log, instead
   of waiting for a Failed condition that helm-controller's job (backoffLimit 1000) never reaches;
@@ -8,24 +9,25 @@ platform module (tests/standins/k3s/standin/platform.py) as kubectl (issue 11, d
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[3]
-STANDIN = REPO / "tests" / "standins" / "k3s" / "standin"
+sys.path.insert(0, str(REPO / "tests" / "standins" / "k3s"))
 COLLECTIONS = REPO / ".collections"
-SHIM = """import importlib.util
-import sys
-sys.path.append({standin!r})
-spec = importlib.util.spec_from_file_location("standin_platform", {standin!r} + "/platform.py")
-platform = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(platform)
-sys.exit(platform.kubectl(sys.argv[1:], {data!r}, {config!r}))
-"""
+KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
+
+from standin import core, kubeapi, platform  # noqa: E402
+
 CHART = """apiVersion: helm.cattle.io/v1
 kind: HelmChart
 metadata:
@@ -44,25 +46,59 @@ spec:
 
 
 class Site:
-    """A first server's data dir, and ansible-playbook with the stand-in as kubectl."""
+    """A first server's data dir, API server and controllers, and ansible-playbook with a real
+    kubectl. The controllers' knobs are environment variables of this process."""
 
-    def __init__(self, root: Path, env: dict[str, str]):
+    def __init__(self, root: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch):
         self.data = root / "k3s"
         self.manifests = self.data / "server" / "manifests"
         self.manifests.mkdir(parents=True)
         self.config = root / "config.yaml"
         self.config.write_text("{}\n")
-        self.shim = root / "kubectl.py"
-        self.shim.write_text(SHIM.format(standin=str(STANDIN), data=str(self.data), config=str(self.config)))
-        self.kubectl_cmd = "%s %s" % (sys.executable, self.shim)
-        self.root = root
-        self.env = dict(os.environ, **env)
         for name in ("K3S_STANDIN_SCAN_INTERVAL", "K3S_STANDIN_HELM_DELAY", "K3S_STANDIN_ROLLOUT_DELAY"):
-            if name not in env:
-                self.env.pop(name, None)
+            if name in env:
+                monkeypatch.setenv(name, env[name])
+            else:
+                monkeypatch.delenv(name, raising=False)
+        tls = root / "tls"
+        tls.mkdir()
+        core.make_ca(str(tls))
+        core.sign(str(tls), "serving-kube-apiserver", "/CN=kube-apiserver",
+                  "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth")
+        core.sign(str(tls), "client-admin", "/O=system:masters/CN=system:admin", "extendedKeyUsage=clientAuth")
+        self.api = kubeapi.KubeAPI()
+        port = self.api.serve("127.0.0.1", 0, str(tls / "serving-kube-apiserver.crt"),
+                              str(tls / "serving-kube-apiserver.key"), str(tls / "server-ca.crt"))
+
+        def b64(name: str) -> str:
+            return base64.b64encode((tls / name).read_bytes()).decode()
+        kubeconfig = root / "kubeconfig"
+        kubeconfig.write_text(core.KUBECONFIG % {"ca": b64("server-ca.crt"), "port": port,
+                                                 "crt": b64("client-admin.crt"), "key": b64("client-admin.key")})
+        self.kubectl_cmd = "%s --kubeconfig %s" % (KUBECTL, kubeconfig)
+        self.root = root
+        self.env = dict(os.environ, HOME=str(root))
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self) -> None:
+        """K3S starts: the controllers begin (the deploy controller's first scan at once)."""
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            platform.project(self.api.store, str(self.data), str(self.config))
+            if self.stop.wait(0.3):
+                return
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join()
+        self.api.shutdown()
 
     def kubectl(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(self.shim), *args], capture_output=True, text=True,
+        return subprocess.run([*self.kubectl_cmd.split(), *args], capture_output=True, text=True,
                               env=self.env, timeout=60, check=False)
 
     def play(self, tasks: str, extra: dict) -> tuple[subprocess.CompletedProcess, float]:
@@ -90,11 +126,24 @@ class Site:
             "helm_chart_kubectl": self.kubectl_cmd, "helm_chart_poll_interval": 1}, **extra))
 
 
-def test_failing_chart_reported_with_its_log_before_the_timeout(tmp_path):
+@pytest.fixture
+def make_site(tmp_path, monkeypatch):
+    made = []
+
+    def factory(env: dict[str, str]) -> Site:
+        made.append(Site(tmp_path, env, monkeypatch))
+        return made[-1]
+    yield factory
+    for site in made:
+        site.close()
+
+
+def test_failing_chart_reported_with_its_log_before_the_timeout(make_site):
     # The scan interval is shortened here only because the job's failure report is under test;
     # test_clusterissuers_waited_for_until_the_scan_applies_them keeps K3S's 15 s.
-    site = Site(tmp_path, {"K3S_STANDIN_SCAN_INTERVAL": "1", "K3S_STANDIN_HELM_DELAY": "1"})
+    site = make_site({"K3S_STANDIN_SCAN_INTERVAL": "1", "K3S_STANDIN_HELM_DELAY": "1"})
     (site.data / "server" / "standin-helm-fail").write_text("demo: chart demo cannot be pulled (test fault)\n")
+    site.start()
     assert site.kubectl("get", "crd").returncode == 0  # K3S is running
     result, seconds = site.helm_chart("demo", helm_chart_timeout=60)
     output = result.stdout + result.stderr
@@ -105,9 +154,10 @@ def test_failing_chart_reported_with_its_log_before_the_timeout(tmp_path):
     assert seconds < 45, seconds
 
 
-def test_chart_waits_for_job_and_rollouts_and_reruns_unchanged(tmp_path):
-    site = Site(tmp_path, {"K3S_STANDIN_SCAN_INTERVAL": "1", "K3S_STANDIN_HELM_DELAY": "1",
-                           "K3S_STANDIN_ROLLOUT_DELAY": "3"})
+def test_chart_waits_for_job_and_rollouts_and_reruns_unchanged(make_site):
+    site = make_site({"K3S_STANDIN_SCAN_INTERVAL": "1", "K3S_STANDIN_HELM_DELAY": "1",
+                      "K3S_STANDIN_ROLLOUT_DELAY": "3"})
+    site.start()
     assert site.kubectl("get", "crd").returncode == 0
     rollouts = [{"namespace": "cert-manager", "kind": "deployment", "name": "cert-manager"}]
     result, _seconds = site.helm_chart("cert-manager", helm_chart_timeout=60, helm_chart_rollouts=rollouts)
@@ -119,9 +169,10 @@ def test_chart_waits_for_job_and_rollouts_and_reruns_unchanged(tmp_path):
     assert result.returncode == 0 and "changed=0" in result.stdout, result.stdout[-3000:]
 
 
-def test_rollout_that_does_not_finish_fails_with_its_state(tmp_path):
-    site = Site(tmp_path, {"K3S_STANDIN_SCAN_INTERVAL": "1", "K3S_STANDIN_HELM_DELAY": "1",
-                           "K3S_STANDIN_ROLLOUT_DELAY": "600"})
+def test_rollout_that_does_not_finish_fails_with_its_state(make_site):
+    site = make_site({"K3S_STANDIN_SCAN_INTERVAL": "1", "K3S_STANDIN_HELM_DELAY": "1",
+                      "K3S_STANDIN_ROLLOUT_DELAY": "600"})
+    site.start()
     assert site.kubectl("get", "crd").returncode == 0
     rollouts = [{"namespace": "cert-manager", "kind": "deployment", "name": "cert-manager"}]
     result, _seconds = site.helm_chart("cert-manager", helm_chart_timeout=5, helm_chart_rollouts=rollouts)
@@ -130,10 +181,11 @@ def test_rollout_that_does_not_finish_fails_with_its_state(tmp_path):
         result.stdout[-3000:]
 
 
-def test_clusterissuers_waited_for_until_the_scan_applies_them(tmp_path):
-    site = Site(tmp_path, {"K3S_STANDIN_HELM_DELAY": "0.5"})  # K3S's 15 s scan interval
+def test_clusterissuers_waited_for_until_the_scan_applies_them(make_site):
+    site = make_site({"K3S_STANDIN_HELM_DELAY": "0.5"})  # K3S's 15 s scan interval
     (site.manifests / "cert-manager.yaml").write_text(CHART.format(name="cert-manager"))
-    assert site.kubectl("get", "crd").returncode == 0  # K3S starts: its first scan applies the chart
+    site.start()  # K3S starts: its first scan applies the chart
+    assert site.kubectl("get", "crd").returncode == 0
     time.sleep(1)
     crd = site.kubectl("get", "crd", "clusterissuers.cert-manager.io", "-o", "name")
     assert crd.returncode == 0, crd.stderr  # cert-manager is installed, as when the role writes its issuers

@@ -242,7 +242,7 @@ def test_api_and_health_need_client_certificate(cluster) -> None:
     assert get(server.url + "/readyz")[0] == 401
     assert get(server.url + "/api/v1/nodes")[0] == 401
     result = server.kubectl("get", "--raw", "/readyz")
-    assert (result.returncode, result.stdout) == (0, "ok\n")
+    assert (result.returncode, result.stdout) == (0, "ok")  # the real kubectl adds no newline
 
 
 def test_servers_and_agent_join_and_share_nodes(cluster) -> None:
@@ -399,24 +399,64 @@ def test_rebuilt_server_is_refused_while_its_old_member_exists(cluster) -> None:
 
 def test_deleting_a_member_node_reaches_every_server_at_once(cluster) -> None:
     s1 = first_server(cluster)
-    others = []
-    for name in ("s2", "s3"):
+    others = {}
+    # s2 joins last, with a controller pass every 60 s: only its pass before READY adds Nodes
+    for name, interval in (("s3", "1"), ("s2", "60")):
         server = cluster(name)
         server.configure(server=s1.url)
-        server.start()
+        server.start(K3S_STANDIN_CONTROLLER_INTERVAL=interval)
         server.wait_ready()
-        others.append(server)
+        others[name] = server
     wait_nodes(s1, {"s1", "s2", "s3"})
-    others[1].stop()
+    assert "s3" in others["s2"].nodes()
+    others["s3"].stop()
     assert s1.kubectl("delete", "node", "s3").returncode == 0
-    assert "s3" not in others[0].nodes()  # s2 learnt it without waiting for a sync round
+    assert "s3" not in others["s2"].nodes()  # gone from s2's API at once, not at its next controller pass
     time.sleep(1)  # a sync round later, s2's older copy of s3 must not come back
-    assert "s3" not in s1.nodes() and "s3" not in others[0].nodes()
-    shutil.rmtree(others[1].root / "var")
-    others[1].configure(server=others[0].url)  # joins through s2, which must not see a duplicate
-    others[1].start()
-    others[1].wait_ready()
+    assert "s3" not in s1.nodes() and "s3" not in others["s2"].nodes()
+    shutil.rmtree(others["s3"].root / "var")
+    others["s3"].configure(server=others["s2"].url)  # joins through s2, which must not see a duplicate
+    others["s3"].start()
+    others["s3"].wait_ready()
     assert ready(wait_nodes(s1, {"s3"})["s3"])
+
+
+def test_api_objects_survive_a_restart(cluster) -> None:
+    """The API's objects live under the data dir (as K3S's datastore does): a restart keeps them."""
+    s1 = first_server(cluster)
+    assert s1.kubectl("cordon", "s1").returncode == 0
+    manifest = s1.root / "kept.json"  # (`create -f`: kubectl's typed `create configmap` sends protobuf)
+    manifest.write_text(json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kept"},
+                                    "data": {"a": "b"}}))
+    made = s1.kubectl("create", "-f", str(manifest))
+    assert made.returncode == 0, made.stderr
+    state = s1.data("server/db/kubeapi.json")
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    s1.stop()
+    s1.start()
+    s1.wait_ready()
+    assert s1.nodes()["s1"]["spec"].get("unschedulable") is True
+    kept = s1.kubectl("get", "configmap", "kept", "-o", "jsonpath={.data.a}")
+    assert (kept.returncode, kept.stdout) == (0, "b"), kept.stderr
+
+
+def test_cordon_is_one_node_state_for_every_server(cluster) -> None:
+    """One etcd holds the Node: a cordon through one server is seen through the others."""
+    s1 = first_server(cluster)
+    s2 = cluster("s2")
+    s2.configure(server=s1.url)
+    s2.start()
+    s2.wait_ready()
+    wait_nodes(s2, {"s1", "s2"})
+
+    def unschedulable(server: Node) -> bool:
+        return bool(server.nodes()["s2"]["spec"].get("unschedulable"))
+    for writer, reader, verb, expected in ((s1, s2, "cordon", True), (s2, s1, "uncordon", False)):
+        assert writer.kubectl(verb, "s2").returncode == 0
+        deadline = time.monotonic() + 10
+        while unschedulable(reader) != expected and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert unschedulable(reader) == expected, verb
 
 
 def test_agent_and_new_server_names_are_not_duplicates(cluster) -> None:
@@ -467,10 +507,16 @@ def test_sd_notify_ready(cluster, tmp_path: Path) -> None:
         assert sock.recv(100) == b"READY=1"
 
 
-def test_kubectl_unimplemented_command_fails(cluster) -> None:
+def test_k3s_kubectl_is_a_real_kubectl(cluster) -> None:
+    """`k3s kubectl` runs kubectl itself (k3s-io/k3s pkg/kubectl/main.go) with the admin kubeconfig."""
     s1 = first_server(cluster)
-    result = s1.kubectl("port-forward", "svc/traefik", "8080:80")  # (delete node is day2's now)
-    assert result.returncode == 1 and "does not implement" in result.stderr
+    result = s1.kubectl("version", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    versions = json.loads(result.stdout)
+    assert versions["clientVersion"]["major"] == "1" and versions["clientVersion"]["gitVersion"].startswith("v1.")
+    assert versions["serverVersion"]["gitVersion"] == build_mirror.DEFAULT_VERSION
+    result = s1.kubectl("port-forward", "svc/traefik", "8080:80")
+    assert result.returncode == 1 and "Error from server (NotFound)" in result.stderr
 
 
 # ---------------------------------------------------------------- mirror builder

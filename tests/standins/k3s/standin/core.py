@@ -21,14 +21,14 @@ depend on (docs.k3s.io):
   refused while a member of its node name exists under another member name ("duplicate node name
   found", k3s-io/k3s pkg/etcd/etcd.go); deleting that Node (day2.py) removes the member;
 * serves HTTPS (self-signed CA) on 6443: /ping, /cacerts (supervisor) and /version
-  unauthenticated; /readyz, /livez, /healthz and /api/v1/nodes only with the admin client
-  certificate of k3s.yaml (K3S disables anonymous auth: k3s-io/k3s#3576);
+  unauthenticated; the Kubernetes API (kubeapi.py through apiserver.py: Nodes, the platform
+  controllers' objects, ...) only with a client certificate of the cluster CA, e.g. the admin one
+  of k3s.yaml (K3S disables anonymous auth: k3s-io/k3s#3576);
 * writes /etc/rancher/k3s/k3s.yaml (0600 unless write-kubeconfig-mode), server/token,
   server/node-token (0600), server/db/, server/manifests/, server/tls/, agent/images/;
 * `k3s agent` registers a node and keeps it Ready with heartbeats;
 * servers share node state by polling each other over the network;
-* `k3s kubectl get nodes [-o json]`, `k3s kubectl get node NAME -o json`,
-  `k3s kubectl get --raw PATH`, `k3s --version`;
+* `k3s kubectl ...` runs a real kubectl (bundled, see apiserver.py) against that API; `k3s --version`;
 * sends READY=1 over $NOTIFY_SOCKET (Type=notify units) once serving / registered.
 
 Stand-in only: every start is appended to <data-dir>/standin-starts.log, and nodes carry
@@ -59,6 +59,8 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+
+from . import kubeapi
 
 VERSION = "__K3S_STANDIN_VERSION__"
 if VERSION.startswith("__"):
@@ -387,6 +389,9 @@ class Cluster:
                     nodes[name] = node
                 elif node.get("joined_at") == mine.get("joined_at"):
                     mine["last_seen"] = max(mine.get("last_seen", 0), node.get("last_seen", 0))
+                    if node.get("spec_at", 0) > mine.get("spec_at", 0):  # a cordon written on a peer
+                        mine["unschedulable"] = node.get("unschedulable", False)
+                        mine["spec_at"] = node["spec_at"]
             self.drop_removed()
             self.save()
 
@@ -395,6 +400,27 @@ class Cluster:
         for name, joined in self.data.get("removed", {}).items():
             if name in nodes and nodes[name].get("joined_at", 0) <= joined:
                 del nodes[name]
+
+    def forget(self, name: str) -> bool:
+        """Tombstone node `name` (its Node was deleted); False when there is no such entry."""
+        with self.lock:
+            entry = self.nodes().get(name)
+            if entry is None:
+                return False
+            self.data.setdefault("removed", {})[name] = entry.get("joined_at", 0)
+            self.drop_removed()
+            self.save()
+            return True
+
+    def set_unschedulable(self, name: str, value: bool) -> None:
+        """A Node's spec.unschedulable written through the API (cordon), shared with the peers as
+        the Node object is in etcd."""
+        with self.lock:
+            entry = self.nodes().get(name)
+            if entry is not None:
+                entry["unschedulable"] = value
+                entry["spec_at"] = time.time()
+                self.save()
 
     def members(self) -> list:
         return [n["url"] for n in self.nodes().values() if n.get("role") == "server" and n.get("url")]
@@ -496,14 +522,14 @@ def ca_context(ca_pem: str) -> ssl.SSLContext:
     return context
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
+class Handler(kubeapi.BaseHandler):
+    """K3S's own paths (supervisor, /db/snapshot, the stand-in's /standin/*); every other request
+    goes to the Kubernetes API (kubeapi.py, wired by apiserver.py), as on K3S's port 6443."""
     server_version = "k3s-standin"
     daemon = None  # set by Daemon
 
-    def setup(self):
-        self.request.settimeout(15)
-        self.request.do_handshake()
-        super().setup()
+    def api(self):
+        return self.daemon.apiserver.api
 
     def log_message(self, fmt, *args):  # quiet: K3S does not log every request
         if os.environ.get("K3S_STANDIN_DEBUG"):
@@ -541,20 +567,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reply(200, daemon.cluster.data)
         if not self.authenticated():  # K3S runs the apiserver with anonymous auth off (k3s-io/k3s#3576)
             return self.status(401, "Unauthorized")
-        if path in ("/readyz", "/livez", "/healthz"):
-            return self.reply(200, "ok", "text/plain") if daemon.ready else self.reply(503, "not ready", "text/plain")
-        if path == "/api/v1/nodes":
-            return self.reply(200, daemon.node_list())
-        if path.startswith("/api/v1/nodes/"):
-            name = path.rsplit("/", 1)[1]
-            items = [i for i in daemon.node_list()["items"] if i["metadata"]["name"] == name]
-            if not items:
-                return self.status(404, 'nodes "%s" not found' % name)
-            return self.reply(200, items[0])
-        return self.status(404, "the server could not find the requested resource")
+        if path in ("/readyz", "/livez", "/healthz") and not daemon.ready:
+            return self.reply(503, "not ready", "text/plain")
+        return self.api().handle(self)
 
     def do_POST(self):  # noqa: N802 (http.server API)
         daemon = self.daemon
+        if not self.path.startswith(("/standin/", "/db/")):
+            return self._dispatch()
         length = int(self.headers.get("Content-Length") or 0)
         try:
             body = json.loads(self.rfile.read(length) or b"{}")
@@ -573,6 +593,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if self.headers.get("X-Standin-Secret") != daemon.secret:
                 return self.status(401, "Unauthorized")
             daemon.cluster.merge(body)
+            daemon.apiserver.drop_tombstoned()
             return self.reply(200, {})
         if self.path == "/db/snapshot":
             # k3s-io/k3s pkg/etcd/etcd.go handler(): /db/snapshot needs the role k3s:server, which
@@ -584,12 +605,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     code, answer = module.db_snapshot(daemon, body)
                     return self.reply(code, answer)
             return self.status(404, "the server could not find the requested resource")
-        if not self.authenticated():
-            return self.status(401, "Unauthorized")
-        if self.path == "/standin/delete-node":  # `kubectl delete node NAME` (admin client certificate)
-            removed = daemon.remove_member(str(body.get("name", "")))
-            return self.reply(200, {"member_removed": removed is not None})
         return self.status(404, "the server could not find the requested resource")
+
+    do_PUT = do_PATCH = do_DELETE = kubeapi.BaseHandler._dispatch  # noqa: N815 (http.server API)
 
     def server_basic_auth(self) -> bool:
         header = self.headers.get("Authorization", "")
@@ -621,6 +639,7 @@ class ServerDaemon:
         self.mode = ""
         self.member = ""
         self.stop = threading.Event()
+        self.apiserver = None
 
     # -- paths
     def p(self, rel: str) -> str:
@@ -731,17 +750,27 @@ class ServerDaemon:
         if removed is not None:
             log("info", "Removing etcd member from cluster due to node delete (name=%s address=%s)"
                 % (removed.get("member", name), removed.get("ip", "")))
-            context = ca_context(self.ca_pem)
-            for url in self.cluster.members():
-                if url == self.url:
-                    continue
-                try:
-                    http_json(url + "/standin/removed", context, body={
-                        "cluster_id": self.cluster.data["cluster_id"], "removed": self.cluster.data["removed"],
-                        "nodes": {}}, headers={"X-Standin-Secret": self.secret}, timeout=5)
-                except (OSError, ValueError, urllib.error.URLError):
-                    pass
+            self._tell_peers_removed()
         return removed
+
+    def forget_node(self, name: str) -> None:
+        """A Node deleted through the API (apiserver.py): drop the entry here and on the peers (a
+        running kubelet does not register again; its next start does, as a new entry)."""
+        if self.cluster.forget(name):
+            self._tell_peers_removed()
+
+    def _tell_peers_removed(self) -> None:
+        """Push this server's removed list to the other members now (best effort: they also poll)."""
+        context = ca_context(self.ca_pem)
+        for url in self.cluster.members():
+            if url == self.url:
+                continue
+            try:
+                http_json(url + "/standin/removed", context, body={
+                    "cluster_id": self.cluster.data["cluster_id"], "removed": self.cluster.data["removed"],
+                    "nodes": {}}, headers={"X-Standin-Secret": self.secret}, timeout=5)
+            except (OSError, ValueError, urllib.error.URLError):
+                pass
 
     def write_files(self) -> None:
         tls = self.p("server/tls")
@@ -768,11 +797,6 @@ class ServerDaemon:
         write_private(target, text, mode)
 
     # -- serving
-    def node_list(self) -> dict:
-        items = [node_object(n, self.cluster.data["cluster_id"], self.grace)
-                 for n in sorted(self.cluster.nodes().values(), key=lambda n: n.get("join_seq", 0))]
-        return {"kind": "NodeList", "apiVersion": "v1", "metadata": {}, "items": items}
-
     def handle_join(self, body: dict):
         try:
             _ca_hash, secret = split_token(str(body.get("token", "")))
@@ -819,11 +843,16 @@ class ServerDaemon:
         context.load_cert_chain(tls + "/serving-kube-apiserver.crt", tls + "/serving-kube-apiserver.key")
         context.load_verify_locations(tls + "/server-ca.crt")
         context.verify_mode = ssl.CERT_OPTIONAL
+        context.set_alpn_protocols(["http/1.1"])  # no HTTP/2: Go clients fall back to HTTP/1.1
+        from . import apiserver  # pylint: disable=import-outside-toplevel
+        self.apiserver = apiserver.ApiServer(self)
+        self.apiserver.step()  # the Nodes exist before READY=1
         handler = type("BoundHandler", (Handler,), {"daemon": self})
         httpd = http.server.ThreadingHTTPServer(("0.0.0.0", self.port), handler)
         httpd.daemon_threads = True
         httpd.socket = context.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
         threading.Thread(target=self.sync_loop, daemon=True).start()
+        self.apiserver.start()
         self.ready = True
         append_start_log(self.data_dir, "server", self.mode, self.cluster.data["cluster_id"])
         log("info", "k3s is up and running (stand-in %s, %s)" % (VERSION, self.mode))
@@ -994,97 +1023,10 @@ def install_signals(httpd, stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-# --------------------------------------------------------------------------- kubectl
-
-
-def kubeconfig_parts() -> dict:
-    path = os.environ.get("KUBECONFIG") or rooted("/etc/rancher/k3s/k3s.yaml")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except OSError as exc:
-        raise StandinError("error loading config file \"%s\": %s" % (path, exc.strerror))
-    parts = {}
-    for key in ("server", "certificate-authority-data", "client-certificate-data", "client-key-data"):
-        match = re.search(r"^\s*%s:\s*(\S+)\s*$" % re.escape(key), text, re.M)
-        if not match:
-            raise StandinError("kubeconfig %s has no %s" % (path, key))
-        parts[key] = match.group(1)
-    return parts
-
-
-def api_get(path: str, body=None):
-    """GET path (POST body when given) on the API server of the kubeconfig, as its admin user."""
-    parts = kubeconfig_parts()
-    context = ca_context(base64.b64decode(parts["certificate-authority-data"]).decode())
-    with tempfile.TemporaryDirectory() as tmp:
-        crt, key = os.path.join(tmp, "c.crt"), os.path.join(tmp, "c.key")
-        for name, field in ((crt, "client-certificate-data"), (key, "client-key-data")):
-            with open(name, "wb") as handle:
-                handle.write(base64.b64decode(parts[field]))
-        context.load_cert_chain(crt, key)
-    try:
-        return http_json(parts["server"].rstrip("/") + path, context, body=body)
-    except urllib.error.HTTPError as exc:
-        raise StandinError("Error from server (%s): %s" % (exc.code, exc.reason))
-    except (OSError, urllib.error.URLError) as exc:
-        raise StandinError("The connection to the server %s was refused - did you specify the right host or port? (%s)" % (parts["server"], exc))
-
-
-def kubectl(args: list) -> int:
-    original_args = list(args)
-    output = ""
-    if "-o" in args:
-        index = args.index("-o")
-        output = args[index + 1] if index + 1 < len(args) else ""
-        args = args[:index] + args[index + 2:]
-    args = [a for a in args if not a.startswith("--request-timeout")]
-    if args[:2] == ["get", "--raw"] and len(args) == 3:
-        result = api_get(args[2])
-        print(json.dumps(result) if not isinstance(result, str) else result)
-        return 0
-    if args[:1] == ["get"] and len(args) in (2, 3) and args[1] in ("nodes", "node", "no"):
-        path = "/api/v1/nodes" + ("/" + args[2] if len(args) == 3 else "")
-        try:
-            result = api_get(path)
-        except StandinError as exc:
-            if len(args) == 3 and "(404)" in str(exc):  # as kubectl words it
-                raise StandinError('Error from server (NotFound): nodes "%s" not found' % args[2])
-            raise
-        modules = extensions()  # e.g. day2: spec.unschedulable of cordoned nodes; None: a deleted node
-        items = [item for item in (result["items"] if result.get("kind") == "NodeList" else [result])
-                 if all(getattr(m, "decorate_node", lambda node: node)(item) is not None for m in modules)]
-        if result.get("kind") == "NodeList":
-            result["items"] = items
-        elif not items:
-            raise StandinError('Error from server (NotFound): nodes "%s" not found' % args[2])
-        if output == "json":
-            print(json.dumps(result, indent=4))
-            return 0
-        if output not in ("", "wide"):
-            raise StandinError("the K3S stand-in does not implement -o %s" % output)
-        items = result["items"] if result.get("kind") == "NodeList" else [result]
-        print("%-20s %-10s %-30s %s" % ("NAME", "STATUS", "ROLES", "VERSION"))
-        for item in items:
-            ready = [c for c in item["status"]["conditions"] if c["type"] == "Ready"][0]["status"] == "True"
-            roles = ",".join(sorted(k.rsplit("/", 1)[1] for k in item["metadata"]["labels"]
-                                    if k.startswith("node-role.kubernetes.io/"))) or "<none>"
-            print("%-20s %-10s %-30s %s" % (item["metadata"]["name"], "Ready" if ready else "NotReady",
-                                            roles, item["status"]["nodeInfo"]["kubeletVersion"]))
-        return 0
-    for module in extensions():
-        handled = module.handle_kubectl(original_args)
-        if handled is not None:
-            return handled
-    raise StandinError("the K3S stand-in does not implement 'kubectl %s'" % " ".join(args))
-
-
 # --------------------------------------------------------------------------- extensions
 
 # Optional modules of the stand-in package, each answering its own part of K3S's surface:
-#   handle_kubectl(args: list) -> int | None   the exit code, or None when the call is not its own
 #   COMMANDS: dict                             top-level subcommands, name -> callable(args) -> int
-#   decorate_node(node: dict) -> dict|None     (optional) amend a Node object kubectl prints; None hides it
 #   before_start(command, config) -> int|None  (optional) before `server`/`agent` start: raise
 #                                              StandinError to fail, or an exit code to stop there
 EXTENSION_MODULES = ("platform", "day2", "runtime")  # runtime last: day2 may stop the start
@@ -1113,8 +1055,9 @@ def main(argv: list) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     try:
-        if command == "kubectl":
-            return kubectl(rest)
+        if command == "kubectl":  # a real kubectl, as K3S's embedded one (apiserver.run_kubectl)
+            from . import apiserver  # pylint: disable=import-outside-toplevel
+            return apiserver.run_kubectl(rest)
         if command in ("server", "agent"):
             config = load_config(command, parse_flags(rest))
             for module in extensions():  # e.g. day2: fault injection, --cluster-reset (exits)

@@ -14,29 +14,18 @@ What the day-2 playbooks use of K3S (docs.k3s.io: etcd-snapshot, backup-restore,
   server/db (the token must be the one the snapshot was taken with), resets the membership to
   this server alone and exits, telling the operator to restart without --cluster-reset and to
   wipe server/db on the other servers before they rejoin.
-* `k3s kubectl delete node NODE`: an etcd member's Node takes its member with it (the member is
-  removed, so that a rebuilt server of that name can join again); the Node object is gone until the node's kubelet (agent or
-  server) sends a heartbeat again; `k3s kubectl cordon|uncordon NODE`, `k3s kubectl drain NODE --ignore-daemonsets
-  --delete-emptydir-data [--force] [--timeout=D] [--grace-period=N]` (K3S always runs
-  DaemonSet pods (svclb) and emptyDir pods (metrics-server): without those two flags drain fails
-  like kubectl does). Node objects get `spec.unschedulable` while cordoned.
 * node versions: each node reports the version of the binary it was started with
   (kubeletVersion; see core.py); `k3s --version`.
+* kubectl (cordon, drain, delete node, ...) is a real kubectl against the server's API
+  (apiserver.py); deleting an etcd member's Node removes the member first.
 
-Stand-in only (for tests):
-* every cordon/uncordon/drain is appended with its time to the `events` list of
-  <data-dir>/server/standin-day2.json on the host that ran kubectl (the playbooks run them all
-  from the first server), so tests can check order and timing;
-* fault injection: while <data-dir>/standin-fail-start exists, and is empty or holds the
-  running version, `k3s server` / `k3s agent` fail at start (a node broken mid-upgrade);
-  a node name listed in <data-dir>/server/standin-drain-fail makes its drain fail (a
-  PodDisruptionBudget that never allows the eviction).
+Stand-in only (for tests): fault injection: while <data-dir>/standin-fail-start exists, and is
+empty or holds the running version, `k3s server` / `k3s agent` fail at start (a node broken
+mid-upgrade).
 """
 
 import base64
-import contextlib
 import datetime
-import fcntl
 import hashlib
 import json
 import os
@@ -50,8 +39,6 @@ from . import core
 from . import s3
 
 DEFAULT_DATA_DIR = "/var/lib/rancher/k3s"
-DRAIN_FLAGS = ("ignore-daemonsets", "delete-emptydir-data", "force", "disable-eviction")
-DRAIN_VALUE_FLAGS = ("timeout", "grace-period", "pod-selector", "skip-wait-for-delete-timeout")
 
 
 # --------------------------------------------------------------------------- paths and state
@@ -69,51 +56,7 @@ def data_dir(flags=None) -> str:
     return core.rooted(str(configured or DEFAULT_DATA_DIR))
 
 
-@contextlib.contextmanager
-def day2_state(directory: str):
-    """Locked read-modify-write of <data-dir>/server/standin-day2.json."""
-    path = os.path.join(directory, "server", "standin-day2.json")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".lock", "a", encoding="utf-8") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            with open(path, encoding="utf-8") as handle:
-                state = json.load(handle)
-        except (OSError, ValueError):
-            state = {}
-        state.setdefault("cordoned", {})
-        state.setdefault("events", [])
-        yield state
-        core.write_private(path, json.dumps(state, indent=1, sort_keys=True), 0o644)
-
-
-def read_day2_state(directory: str) -> dict:
-    try:
-        with open(os.path.join(directory, "server", "standin-day2.json"), encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return {"cordoned": {}, "events": []}
-
-
 # --------------------------------------------------------------------------- hooks for core
-
-
-def decorate_node(node: dict):
-    """Add spec.unschedulable (and the taint kubectl cordon adds) to a Node object; None for a
-    node deleted with kubectl that has not sent a heartbeat since (a running kubelet, or a
-    reinstalled node, registers its Node again, as with Kubernetes)."""
-    name = node["metadata"]["name"]
-    state = read_day2_state(data_dir())
-    deleted = state.get("deleted", {}).get(name)
-    if deleted is not None:
-        ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
-        beat = ready[0].get("lastHeartbeatTime", "") if ready else ""
-        if beat <= deleted:
-            return None
-    if state.get("cordoned", {}).get(name):
-        node.setdefault("spec", {})["unschedulable"] = True
-        node["spec"]["taints"] = [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]
-    return node
 
 
 def before_start(command: str, config: dict):
@@ -131,128 +74,6 @@ def before_start(command: str, config: dict):
     if command == "server":
         start_schedule(config, directory)
     return None
-
-
-# --------------------------------------------------------------------------- kubectl
-
-
-def parse_kubectl(args: list):
-    """Split kubectl arguments into words and --flags (value flags as name -> value)."""
-    words, flags = [], {}
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg.startswith("--"):
-            name, sep, value = arg[2:].partition("=")
-            if not sep and name in DRAIN_VALUE_FLAGS:
-                i += 1
-                value = args[i] if i < len(args) else ""
-            flags[name] = value if (sep or name in DRAIN_VALUE_FLAGS) else True
-        else:
-            words.append(arg)
-        i += 1
-    return words, flags
-
-
-def existing_node(name: str) -> dict:
-    """The Node object as kubectl sees it: NotFound also for a node deleted with kubectl."""
-    not_found = core.StandinError('Error from server (NotFound): nodes "%s" not found' % name)
-    try:
-        node = decorate_node(core.api_get("/api/v1/nodes/%s" % name))
-    except core.StandinError as exc:
-        if "(404)" in str(exc):
-            raise not_found
-        raise
-    if node is None:
-        raise not_found
-    return node
-
-
-def record(state: dict, action: str, node: str, **extra) -> None:
-    state["events"].append(dict(extra, action=action, node=node, time=round(time.time(), 3)))
-
-
-def cordon(name: str, on: bool) -> str:
-    existing_node(name)
-    with day2_state(data_dir()) as state:
-        was = bool(state["cordoned"].get(name))
-        if on:
-            state["cordoned"][name] = True
-        else:
-            state["cordoned"].pop(name, None)
-        record(state, "cordon" if on else "uncordon", name, changed=was != on)
-    verb = "cordoned" if on else "uncordoned"
-    return "node/%s %s%s\n" % (name, "already " if was == on else "", verb)
-
-
-def drain(name: str, flags: dict) -> str:
-    existing_node(name)
-    directory = data_dir()
-    unknown = sorted(set(flags) - set(DRAIN_FLAGS) - set(DRAIN_VALUE_FLAGS) - {"request-timeout"})
-    if unknown:
-        raise core.StandinError("error: unknown flag: --%s" % unknown[0])
-    with day2_state(directory) as state:
-        was = bool(state["cordoned"].get(name))
-        state["cordoned"][name] = True
-        record(state, "cordon", name, changed=not was, via="drain")
-    lines = ["node/%s %scordoned" % (name, "already " if was else "")]
-    if not flags.get("ignore-daemonsets"):
-        raise core.StandinError(
-            "error: unable to drain node %r due to error: cannot delete DaemonSet-managed Pods (use "
-            "--ignore-daemonsets to ignore): kube-system/svclb-traefik-%s, continuing command..." % (name, name[:5]))
-    if not flags.get("delete-emptydir-data"):
-        raise core.StandinError(
-            "error: unable to drain node %r due to error: cannot delete Pods with local storage (use "
-            "--delete-emptydir-data to override): kube-system/metrics-server-5985cbc9d7-x2v4q" % name)
-    blocked = os.path.join(directory, "server", "standin-drain-fail")
-    if os.path.exists(blocked):
-        with open(blocked, encoding="utf-8") as handle:
-            if name in handle.read().split():
-                with day2_state(directory) as state:
-                    record(state, "drain-failed", name)
-                raise core.StandinError(
-                    "error when evicting pods/\"app-0\" -n \"default\" (will retry after 5s): Cannot evict pod as it "
-                    "would violate the pod's disruption budget.\nerror: unable to drain node %r: global timeout "
-                    "reached: %s" % (name, flags.get("timeout") or "0s"))
-    with day2_state(directory) as state:
-        record(state, "drain", name, flags=sorted(flags))
-    lines.append("evicting pod kube-system/coredns-ccb96694c-5b2vh")
-    lines.append("node/%s drained" % name)
-    return "\n".join(lines) + "\n"
-
-
-def delete_node(name: str) -> str:
-    existing_node(name)
-    # k3s-io/k3s pkg/etcd/member_controller.go onRemove: deleting the Node of an etcd member removes
-    # that member (RemovePeer) before the Node goes (wrangler finalizer), so kubectl returns after it.
-    core.api_get("/standin/delete-node", body={"name": name})
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    with day2_state(data_dir()) as state:
-        state.setdefault("deleted", {})[name] = stamp
-        state["cordoned"].pop(name, None)
-        record(state, "delete", name)
-    return 'node "%s" deleted\n' % name
-
-
-def handle_kubectl(args: list):
-    """cordon / uncordon / drain / delete node; None for calls that are not day-2 ones."""
-    words, flags = parse_kubectl(args)
-    if words[:2] in (["delete", "node"], ["delete", "nodes"], ["delete", "no"]) and len(words) == 3:
-        sys.stdout.write(delete_node(words[2]))
-        return 0
-    if len(words) == 2 and words[0] == "delete" and words[1].startswith(("node/", "nodes/")):
-        sys.stdout.write(delete_node(words[1].split("/", 1)[1]))
-        return 0
-    if not words or words[0] not in ("cordon", "uncordon", "drain"):
-        return None
-    if len(words) != 2:
-        raise core.StandinError("error: %s needs exactly one node name" % words[0])
-    name = words[1].split("/", 1)[1] if words[1].startswith(("node/", "nodes/")) else words[1]
-    if words[0] == "drain":
-        sys.stdout.write(drain(name, flags))
-    else:
-        sys.stdout.write(cordon(name, words[0] == "cordon"))
-    return 0
 
 
 # --------------------------------------------------------------------------- etcd-snapshot

@@ -1,12 +1,13 @@
-"""Platform part of the K3S stand-in: a minimal helm-controller and the `k3s kubectl` calls
-the platform roles make (NOT K3S; never ships in roles/ or plugins/).
+"""Platform part of the K3S stand-in: the controllers a K3S server runs for the platform roles
+(NOT K3S; never ships in roles/ or plugins/).
 
-State lives on the first server in <data-dir>/server/standin-platform.json. At every kubectl call
-the stand-in works out what K3S's controllers would have done since the last call, on K3S's own
-clock (tests/standins/FIDELITY.md, "manifests, helm-controller and workloads", cites each rule):
+The controllers' own memory lives in <data-dir>/server/standin-platform.json; apiserver.py runs
+project() every second in the `k3s server` process, which works out what K3S's controllers did
+since the last pass, on K3S's own clock, and writes the objects into the Kubernetes API
+(kubeapi.py), where a real kubectl reads them (tests/standins/FIDELITY.md cites each rule):
 
 * the deploy controller scans server/manifests/*.yaml|*.yml|*.json (files starting with '.' and
-  *.skip are ignored) once at the first call and then every K3S_STANDIN_SCAN_INTERVAL seconds
+  *.skip are ignored) once when the server starts, then every K3S_STANDIN_SCAN_INTERVAL seconds
   (default 15, as k3s pkg/deploy/controller.go): a file written between two scans has no objects
   until the next scan. A file is applied again only when its content changed; deleting a file
   deletes nothing; custom resources whose CRD is not installed yet are retried at the next scan;
@@ -31,10 +32,8 @@ clock (tests/standins/FIDELITY.md, "manifests, helm-controller and workloads", c
   once, ca when a CA Certificate for its secret is issued by a Ready issuer, ACME never (Let's
   Encrypt is not reachable from the test machines).
 
-kubectl: `wait` on a named object that does not exist fails at once with NotFound, and waits for
-its condition until --timeout otherwise (a Failed job never meets condition=complete); `rollout
-status` waits until the workload is rolled out or --timeout (default: no timeout, as kubectl).
-Unknown kubectl calls exit 1 with "the K3S stand-in does not implement ...".
+kubectl itself is real (apiserver.run_kubectl): `wait` on a missing object, `rollout status`,
+`logs` (current and --previous container) behave as kubectl does against these objects.
 """
 
 import datetime
@@ -43,7 +42,6 @@ import hashlib
 import json
 import os
 import re
-import sys
 import time
 import uuid
 
@@ -54,38 +52,6 @@ except ImportError:  # pragma: no cover
     import platform_yaml  # type: ignore[no-redef]
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
-KIND_ALIASES = {
-    "job": "job", "jobs": "job", "job.batch": "job", "jobs.batch": "job",
-    "storageclass": "storageclass", "storageclasses": "storageclass", "sc": "storageclass",
-    "storageclass.storage.k8s.io": "storageclass", "storageclasses.storage.k8s.io": "storageclass",
-    "crd": "crd", "crds": "crd", "customresourcedefinition": "crd", "customresourcedefinitions": "crd",
-    "customresourcedefinitions.apiextensions.k8s.io": "crd",
-    "secret": "secret", "secrets": "secret",
-    "service": "service", "services": "service", "svc": "service",
-    "configmap": "configmap", "configmaps": "configmap", "cm": "configmap",
-    "clusterissuer": "clusterissuer", "clusterissuers": "clusterissuer",
-    "clusterissuer.cert-manager.io": "clusterissuer", "clusterissuers.cert-manager.io": "clusterissuer",
-    "helmchart": "helmchart", "helmcharts": "helmchart", "helmcharts.helm.cattle.io": "helmchart",
-    "deployment": "deployment", "deployments": "deployment", "deploy": "deployment",
-    "daemonset": "daemonset", "daemonsets": "daemonset", "ds": "daemonset",
-    "statefulset": "statefulset", "statefulsets": "statefulset", "sts": "statefulset",
-    "pod": "pod", "pods": "pod", "po": "pod",
-    "namespace": "namespace", "namespaces": "namespace", "ns": "namespace",
-}
-# kind -> (resource.group used in messages and -o name, namespaced)
-RESOURCES = {
-    "job": ("job.batch", True), "storageclass": ("storageclass.storage.k8s.io", False),
-    "crd": ("customresourcedefinition.apiextensions.k8s.io", False), "secret": ("secret", True),
-    "service": ("service", True), "configmap": ("configmap", True),
-    "clusterissuer": ("clusterissuer.cert-manager.io", False), "helmchart": ("helmchart.helm.cattle.io", True),
-    "deployment": ("deployment.apps", True), "daemonset": ("daemonset.apps", True),
-    "statefulset": ("statefulset.apps", True), "pod": ("pod", True), "namespace": ("namespace", False),
-}
-PLURAL = {"job": "jobs.batch", "storageclass": "storageclasses.storage.k8s.io", "secret": "secrets",
-          "crd": "customresourcedefinitions.apiextensions.k8s.io", "service": "services", "configmap": "configmaps",
-          "clusterissuer": "clusterissuers.cert-manager.io", "helmchart": "helmcharts.helm.cattle.io",
-          "deployment": "deployments.apps", "daemonset": "daemonsets.apps", "statefulset": "statefulsets.apps",
-          "pod": "pods", "namespace": "namespaces"}
 # Namespaces every K3S cluster has (kube-apiserver's system namespaces plus default).
 SYSTEM_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
 K3S_CRDS = ["addons.k3s.cattle.io", "helmchartconfigs.helm.cattle.io", "helmcharts.helm.cattle.io"]
@@ -119,11 +85,11 @@ def knob(setting):
     try:
         return float(value) if value else default
     except ValueError as exc:
-        raise KubectlError("%s must be a number of seconds, got %r" % (name, value)) from exc
+        raise ControllerError("%s must be a number of seconds, got %r" % (name, value)) from exc
 
 
-class KubectlError(Exception):
-    """What kubectl prints on stderr before exiting 1."""
+class ControllerError(Exception):
+    """A setting the stand-in's controllers cannot use."""
 
 
 # --------------------------------------------------------------------------- schema
@@ -222,6 +188,7 @@ class Platform:
         self.now = now
         self.path = os.path.join(data_dir, "server", "standin-platform.json")
         self.state = {}
+        self._raw = None
         self._lock = None
 
     # -- persistence
@@ -231,16 +198,19 @@ class Platform:
         fcntl.flock(self._lock, fcntl.LOCK_EX)
         try:
             with open(self.path, encoding="utf-8") as handle:
-                self.state = json.load(handle)
+                self._raw = handle.read()
+            self.state = json.loads(self._raw)
         except (OSError, ValueError):
-            self.state = {}
+            self.state, self._raw = {}, None
         return self
 
     def __exit__(self, *exc):
-        tmp = self.path + ".tmp"
-        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
-            json.dump(self.state, handle, indent=1, sort_keys=True)
-        os.replace(tmp, self.path)
+        raw = json.dumps(self.state, sort_keys=True, separators=(",", ":"))
+        if raw != self._raw:  # the controllers run every second: write only what changed
+            tmp = self.path + ".tmp"
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
+                handle.write(raw)
+            os.replace(tmp, self.path)
         fcntl.flock(self._lock, fcntl.LOCK_UN)
         self._lock.close()
 
@@ -572,7 +542,7 @@ def pod_object(namespace, name, job, now):
         return None
     container = {"name": "helm", "restartCount": view["restarts"], "ready": view["pod_state"] == "running"}
     if view["pod_state"] == "running":
-        container["state"] = {"running": {"startedAt": stamp(now)}}
+        container["state"] = {"running": {"startedAt": stamp(view["since"])}}  # not now: no rewrite every pass
     elif view["pod_state"] == "crashloop":
         container["state"] = {"waiting": {"reason": "CrashLoopBackOff",
                                           "message": "back-off restarting failed container helm"}}
@@ -616,135 +586,6 @@ def workload_object(kind, namespace, name, entry, now):
     return {"apiVersion": "apps/v1", "kind": {"deployment": "Deployment", "daemonset": "DaemonSet",
                                               "statefulset": "StatefulSet"}[kind],
             "metadata": meta, "spec": spec, "status": status}
-
-
-def rollout_message(obj):
-    """(done, message) of kubectl rollout status for a stand-in workload (rollout_status.go)."""
-    name, status = obj["metadata"]["name"], obj["status"]
-    if obj["kind"] == "Deployment":
-        if status.get("availableReplicas", 0) < status.get("updatedReplicas", 0):
-            return False, 'Waiting for deployment "%s" rollout to finish: %d of %d updated replicas are available...\n' % (
-                name, status.get("availableReplicas", 0), status.get("updatedReplicas", 0))
-        return True, 'deployment "%s" successfully rolled out\n' % name
-    if obj["kind"] == "DaemonSet":
-        if status.get("numberAvailable", 0) < status.get("desiredNumberScheduled", 0):
-            return False, 'Waiting for daemon set "%s" rollout to finish: %d of %d updated pods are available...\n' % (
-                name, status.get("numberAvailable", 0), status.get("desiredNumberScheduled", 0))
-        return True, 'daemon set "%s" successfully rolled out\n' % name
-    if status.get("readyReplicas", 0) < obj["spec"]["replicas"]:
-        return False, "Waiting for %d pods to be ready...\n" % (obj["spec"]["replicas"] - status.get("readyReplicas", 0))
-    return True, "partitioned roll out complete: %d new pods have been updated...\n" % status.get("updatedReplicas", 0)
-
-
-# --------------------------------------------------------------------------- kubectl
-
-
-def parse_args(args):
-    """(positional args, options) of a kubectl command line."""
-    opts = {"namespace": "default", "output": "", "ignore_not_found": False, "timeout": None,
-            "overwrite": False, "tail": -1, "for": "", "selector": "", "previous": False}
-    words = []
-    index = 0
-    while index < len(args):
-        arg = args[index]
-        value = None
-        if arg in ("-n", "--namespace", "-o", "--output", "--timeout", "--tail", "--for", "-l",
-                   "--selector") and index + 1 < len(args):
-            value = args[index + 1]
-            index += 1
-        elif "=" in arg and arg.startswith("-"):
-            arg, value = arg.split("=", 1)
-        if arg in ("-n", "--namespace"):
-            opts["namespace"] = value
-        elif arg in ("-o", "--output"):
-            opts["output"] = value
-        elif arg == "--timeout":
-            opts["timeout"] = duration(value)
-        elif arg == "--tail":
-            opts["tail"] = int(value)
-        elif arg == "--for":
-            opts["for"] = value
-        elif arg in ("-l", "--selector"):
-            opts["selector"] = value
-        elif arg == "--ignore-not-found":
-            opts["ignore_not_found"] = value in (None, "true")
-        elif arg == "--overwrite":
-            opts["overwrite"] = value in (None, "true")
-        elif arg in ("-p", "--previous"):
-            opts["previous"] = value in (None, "true")
-        elif arg.startswith("-"):
-            raise KubectlError("the K3S stand-in does not implement the kubectl flag %s" % arg)
-        else:
-            words.append(arg)
-        index += 1
-    return words, opts
-
-
-def duration(text):
-    match = re.match(r"^([0-9.]+)(ms|s|m|h)?$", str(text))
-    if not match:
-        raise KubectlError('invalid argument "%s" for "--timeout" flag' % text)
-    return float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[match.group(2)]
-
-
-def jsonpath(obj, template):
-    """kubectl's -o jsonpath for the forms the roles use: {.a.b\\.c}, {"lit"}, {range .items[*]}...{end}."""
-    tokens = re.findall(r"\{((?:[^{}\"]|\"(?:[^\"\\]|\\.)*\")*)\}|([^{}]+)", template)
-    out, _next = _render(tokens, 0, obj)
-    return out
-
-
-def _render(tokens, index, obj):
-    out = ""
-    while index < len(tokens):
-        expr, text = tokens[index]
-        index += 1
-        if text:
-            out += text
-        elif expr.startswith("range "):
-            items = _lookup(obj, expr[6:].strip())
-            body_start = index
-            depth, end = 1, index
-            while end < len(tokens) and depth:
-                if tokens[end][0].startswith("range "):
-                    depth += 1
-                elif tokens[end][0] == "end":
-                    depth -= 1
-                end += 1
-            for item in items if isinstance(items, list) else []:
-                part, _next = _render(tokens[body_start:end - 1], 0, item)
-                out += part
-            index = end
-        elif expr == "end":
-            return out, index
-        elif expr.startswith('"'):
-            out += json.loads(expr)
-        else:
-            value = _lookup(obj, expr)
-            if value is not None:
-                out += value if isinstance(value, str) else json.dumps(value) if isinstance(value, (dict, list)) else \
-                    str(value).lower() if isinstance(value, bool) else str(value)
-    return out, index
-
-
-def _lookup(obj, path):
-    path = path.strip()
-    if path in (".", "@"):
-        return obj
-    parts = re.findall(r"(?:[^.\\\[]|\\.)+|\[\*\]|\[[0-9]+\]", path.lstrip("."))
-    value = obj
-    for part in parts:
-        if part == "[*]":
-            continue
-        if part.startswith("["):
-            index = int(part[1:-1])
-            value = value[index] if isinstance(value, list) and index < len(value) else None
-        else:
-            key = part.replace("\\.", ".")
-            value = value.get(key) if isinstance(value, dict) else None
-        if value is None:
-            return None
-    return value
 
 
 def stamp(epoch):
@@ -815,275 +656,230 @@ def to_object(platform, kind, namespace, name):
     return None
 
 
-def names_of(platform, kind, namespace):
-    if kind == "namespace":
-        return sorted(namespaces(platform))
-    if kind == "storageclass":
-        return sorted(platform.table("storageclasses"))
-    if kind == "crd":
-        return sorted(platform.table("crds"))
-    if kind == "job":
-        return sorted(k.split("/", 1)[1] for k in platform.table("jobs") if k.startswith(namespace + "/"))
-    if kind == "pod":
-        return sorted(j["pod"] for k, j in platform.table("jobs").items() if k.startswith(namespace + "/") and "pod" in j)
-    if kind in ("deployment", "daemonset", "statefulset"):
-        prefix = "%s/%s/" % (kind, namespace)
-        return sorted(k[len(prefix):] for k in platform.table("workloads") if k.startswith(prefix))
-    raise KubectlError("the K3S stand-in does not implement listing %s" % kind)
+# --------------------------------------------------------------------------- the API server's view
+#
+# apiserver.py runs project() every second in the `k3s server` process: the controllers' state above
+# is written into the Kubernetes API (kubeapi.Store), where a real kubectl reads it. A controller
+# writes an object when what it wants changes (as wrangler's apply and the job/deployment
+# controllers do), not on every pass, so that clients' own changes (kubectl annotate, delete) stay.
+
+# The CRDs the stand-in installs: name -> (kind, scope, version, status subresource). Group and plural
+# come from the name. Versions and scopes of the pinned CRDs (/work/shared/reference/crds and the
+# charts' CRDs): helm-controller v0.17.7, cert-manager v1.21.1, Longhorn v1.12.1, argo-cd 10.1.1,
+# traefik's chart; addons from k3s-io/k3s pkg/crd.
+CRD_TYPES = {
+    "addons.k3s.cattle.io": ("Addon", "Namespaced", "v1", False),
+    "helmcharts.helm.cattle.io": ("HelmChart", "Namespaced", "v1", True),
+    "helmchartconfigs.helm.cattle.io": ("HelmChartConfig", "Namespaced", "v1", False),
+    "ingressroutes.traefik.io": ("IngressRoute", "Namespaced", "v1alpha1", False),
+    "middlewares.traefik.io": ("Middleware", "Namespaced", "v1alpha1", False),
+    "tlsoptions.traefik.io": ("TLSOption", "Namespaced", "v1alpha1", False),
+    "certificaterequests.cert-manager.io": ("CertificateRequest", "Namespaced", "v1", True),
+    "certificates.cert-manager.io": ("Certificate", "Namespaced", "v1", True),
+    "challenges.acme.cert-manager.io": ("Challenge", "Namespaced", "v1", True),
+    "clusterissuers.cert-manager.io": ("ClusterIssuer", "Cluster", "v1", True),
+    "issuers.cert-manager.io": ("Issuer", "Namespaced", "v1", True),
+    "orders.acme.cert-manager.io": ("Order", "Namespaced", "v1", True),
+    "engines.longhorn.io": ("Engine", "Namespaced", "v1beta2", True),
+    "nodes.longhorn.io": ("Node", "Namespaced", "v1beta2", True),
+    "replicas.longhorn.io": ("Replica", "Namespaced", "v1beta2", True),
+    "settings.longhorn.io": ("Setting", "Namespaced", "v1beta2", True),
+    "volumes.longhorn.io": ("Volume", "Namespaced", "v1beta2", True),
+    "applications.argoproj.io": ("Application", "Namespaced", "v1alpha1", False),
+    "applicationsets.argoproj.io": ("ApplicationSet", "Namespaced", "v1alpha1", True),
+    "appprojects.argoproj.io": ("AppProject", "Namespaced", "v1alpha1", False),
+    "servicemonitors.monitoring.coreos.com": ("ServiceMonitor", "Namespaced", "v1", False),
+}
+HELM_IMAGE = "rancher/klipper-helm:v0.9.4-build20250113"  # helm-controller 0.17's default job image
 
 
-def selector_matches(obj, selector):
-    """Equality-based label selector (a=b,c==d), as kubectl -l."""
-    if not selector:
-        return True
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    for term in selector.split(","):
-        key, sep, value = term.partition("==") if "==" in term else term.partition("=")
-        if not sep or "!" in key or not key.strip():
-            raise KubectlError("the K3S stand-in does not implement the label selector %r (only key=value)" % term)
-        if labels.get(key.strip()) != value.strip():
-            return False
-    return True
+def crd_object(name):
+    kind, scope, version, status = CRD_TYPES[name]
+    plural, group = name.split(".", 1)
+    entry = {"name": version, "served": True, "storage": True,
+             "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}
+    if status:
+        entry["subresources"] = {"status": {}}
+    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": name},
+            "spec": {"group": group, "scope": scope, "versions": [entry],
+                     "names": {"plural": plural, "singular": kind.lower(), "kind": kind, "listKind": kind + "List"}}}
 
 
-def not_found(kind, name):
-    return KubectlError('Error from server (NotFound): %s "%s" not found' % (PLURAL[kind], name))
+def _digest(value):
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def resolve_kind(word):
-    kind = KIND_ALIASES.get(word.lower())
-    if kind is None:
-        raise KubectlError("the K3S stand-in does not implement resource type %r" % word)
-    return kind
+class Projector:
+    """Writes the controllers' objects into the API store when what they want changes."""
 
+    def __init__(self, platform, store):
+        self.platform = platform
+        self.store = store
+        self.written = platform.table("projected")  # key -> {main, status, uid, log}
+        self.seen = set()
 
-def kind_and_name(words):
-    """KIND NAME or KIND/NAME."""
-    if len(words) == 1 and "/" in words[0]:
-        kind, name = words[0].split("/", 1)
-        return resolve_kind(kind), name
-    if len(words) == 2:
-        return resolve_kind(words[0]), words[1]
-    raise KubectlError("expected KIND NAME or KIND/NAME, got %r" % " ".join(words))
-
-
-def render(obj, kind, output):
-    if output.startswith("jsonpath="):
-        return jsonpath(obj, output[len("jsonpath="):])
-    if output == "name":
-        return "%s/%s\n" % (RESOURCES[kind][0], obj["metadata"]["name"])
-    if output == "json":
-        return json.dumps(obj, indent=4) + "\n"
-    if output in ("", "wide"):
-        return "NAME\n%s\n" % obj["metadata"]["name"]
-    raise KubectlError("the K3S stand-in does not implement -o %s" % output)
-
-
-def cmd_get(platform, words, opts):
-    if len(words) == 1 and "/" not in words[0]:
-        kinds = [resolve_kind(word) for word in words[0].split(",")]
-        items = []
-        for kind in kinds:
-            objs = [to_object(platform, kind, opts["namespace"], n) for n in names_of(platform, kind, opts["namespace"])]
-            items += [(kind, o) for o in objs if o is not None and selector_matches(o, opts["selector"])]
-        listing = {"apiVersion": "v1", "kind": "List", "items": [o for _k, o in items], "metadata": {"resourceVersion": ""}}
-        if opts["output"].startswith("jsonpath="):
-            return jsonpath(listing, opts["output"][len("jsonpath="):])
-        if opts["output"] == "json":
-            return json.dumps(listing, indent=4) + "\n"
-        if not items and not opts["output"]:
-            return ""  # kubectl prints "No resources found" on stderr
-        return "".join(render(obj, kind, opts["output"] or "name") for kind, obj in items)
-    if opts["selector"]:
-        raise KubectlError("error: name cannot be provided when a selector is specified")
-    kind, name = kind_and_name(words)
-    obj = to_object(platform, kind, opts["namespace"], name)
-    if obj is None:
-        if opts["ignore_not_found"]:
-            return ""
-        raise not_found(kind, name)
-    return render(obj, kind, opts["output"])
-
-
-def condition_met(platform, kind, namespace, name, condition):
-    obj = to_object(platform, kind, namespace, name)
-    if obj is None:
-        raise not_found(kind, name)
-    conditions = (obj.get("status") or {}).get("conditions") or []
-    return any(c["type"].lower() == condition.lower() and c["status"] == "True" for c in conditions)
-
-
-def cmd_wait(platform_factory, words, opts, sleep, now):
-    match = re.match(r"^condition=(\w+)$", opts["for"])
-    if not match:
-        raise KubectlError("the K3S stand-in does not implement wait --for=%s" % opts["for"])
-    kind, name = kind_and_name(words)
-    if kind not in ("job", "clusterissuer"):
-        raise KubectlError("the K3S stand-in does not implement waiting for %s" % kind)
-    deadline = now() + (30.0 if opts["timeout"] is None else opts["timeout"])
-    while True:
-        with platform_factory() as platform:
-            platform.reconcile()
-            met = condition_met(platform, kind, opts["namespace"], name, match.group(1))
-        if met:
-            return "%s/%s condition met\n" % (RESOURCES[kind][0], name)
-        if now() >= deadline:
-            raise KubectlError("error: timed out waiting for the condition on %s/%s" % (PLURAL[kind].split(".")[0], name))
-        sleep(min(0.5, max(0.0, deadline - now())))
-
-
-def cmd_logs(platform, words, opts):
-    if len(words) != 1 or not words[0].startswith(("job/", "jobs/")):
-        raise KubectlError("the K3S stand-in does not implement logs for %s (only job/NAME)" % " ".join(words))
-    name = words[0].split("/", 1)[1]
-    job = platform.job(opts["namespace"], name)
-    if job is None:
-        raise KubectlError('error: error from server (NotFound): jobs.batch "%s" not found in namespace "%s"'
-                           % (name, opts["namespace"]))
-    # The log of the running attempt, or of the last one that ended (the kubelet serves the
-    # previous container's log while the pod waits in CrashLoopBackOff); --previous: the last
-    # failed attempt's (kubelet_pods.go validateContainerLogStatus).
-    view = job_view(job, platform.now())
-    if opts["previous"]:
-        if not view["last_exit"]:
-            raise KubectlError('Error from server (BadRequest): previous terminated container "helm" in pod "%s" not found'
-                               % job.get("pod", name))
-        log = job["log"]
-    else:
-        log = job["log"][:1] if view["pod_state"] == "running" else job["log"]
-    lines = log if opts["tail"] < 0 else log[-opts["tail"]:] if opts["tail"] else []
-    return "".join(line + "\n" for line in lines)
-
-
-def cmd_rollout(platform_factory, words, opts, sleep, now, out):
-    if not words or words[0] != "status":
-        raise KubectlError("the K3S stand-in does not implement rollout %s (only rollout status)" % " ".join(words))
-    kind, name = kind_and_name(words[1:])
-    if kind not in ("deployment", "daemonset", "statefulset"):
-        raise KubectlError('error: no status viewer has been implemented for %s' % kind)
-    deadline = None if not opts["timeout"] else now() + opts["timeout"]  # 0: no timeout, as kubectl
-    last = ""
-    while True:
-        with platform_factory() as platform:
-            platform.reconcile()
-            obj = to_object(platform, kind, opts["namespace"], name)
-        if obj is None:
-            raise not_found(kind, name)
-        done, message = rollout_message(obj)
-        if done:
-            return message
-        if message != last:
-            out.write(message)
-            last = message
-        if deadline is not None and now() >= deadline:
-            raise KubectlError("error: timed out waiting for the condition")
-        sleep(min(1.0, max(0.0, deadline - now())) if deadline is not None else 1.0)
-
-
-def cmd_annotate(platform, words, opts):
-    if len(words) < 3 or resolve_kind(words[0]) != "storageclass":
-        raise KubectlError("the K3S stand-in does not implement annotate %s (only storageclass NAME KEY=VALUE)" % " ".join(words))
-    entry = platform.table("storageclasses").get(words[1])
-    if entry is None:
-        raise not_found("storageclass", words[1])
-    for pair in words[2:]:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise KubectlError("the K3S stand-in does not implement removing annotations (%s)" % pair)
-        if key in entry["annotations"] and entry["annotations"][key] != value and not opts["overwrite"]:
-            raise KubectlError("error: --overwrite is false but found the following declared annotation(s): "
-                               "'%s' already has a value (%s)" % (key, entry["annotations"][key]))
-        entry["annotations"][key] = value
-    return "storageclass.storage.k8s.io/%s annotated\n" % words[1]
-
-
-def cmd_delete(platform, words, opts):
-    kind, name = kind_and_name(words)
-    if kind != "secret":
-        raise KubectlError("the K3S stand-in does not implement delete for %s (only secrets)" % kind)
-    secrets = platform.table("secrets")
-    key = "%s/%s" % (opts["namespace"], name)
-    if key not in secrets:
-        if opts["ignore_not_found"]:
-            return ""
-        raise not_found(kind, name)
-    del secrets[key]
-    return 'secret "%s" deleted\n' % name
-
-
-VERBS = {"get": cmd_get, "logs": cmd_logs, "annotate": cmd_annotate, "delete": cmd_delete}
-
-
-# Per verb, the resource kinds this module answers for (others are left to the other modules).
-HANDLED = {"get": set(RESOURCES), "wait": {"job", "clusterissuer"},
-           "logs": {"job"}, "rollout": {"deployment", "daemonset", "statefulset"}, "annotate": {"storageclass"},
-           "delete": {"secret"}}
-
-
-def handles(args):
-    """Whether `k3s kubectl args` is a platform call (else the dispatcher tries other modules)."""
-    try:
-        words, _opts = parse_args(args)
-    except (KubectlError, ValueError):
-        return False
-    if len(words) < 2 or words[0] not in HANDLED:
-        return False
-    target = words[2] if words[0] == "rollout" and len(words) > 2 else words[1]
-    kinds = target.split("/", 1)[0].lower().split(",")
-    return all(KIND_ALIASES.get(kind) in HANDLED[words[0]] for kind in kinds)
-
-
-def kubectl(args, data_dir, config_path, out=None, err=None, sleep=time.sleep, now=time.time):
-    """Run a platform kubectl call; return the exit code."""
-    out = out or sys.stdout
-    err = err or sys.stderr
-
-    def factory():
-        return Platform(data_dir, config_path, now=now)
-    try:
-        words, opts = parse_args(args)
-        if not words:
-            raise KubectlError("the K3S stand-in does not implement 'kubectl %s'" % " ".join(args))
-        verb, rest = words[0], words[1:]
-        if verb == "wait":
-            text = cmd_wait(factory, rest, opts, sleep, now)
-        elif verb == "rollout":
-            text = cmd_rollout(factory, rest, opts, sleep, now, out)
-        elif verb in VERBS:
-            with factory() as platform:
-                platform.reconcile()
-                text = VERBS[verb](platform, rest, opts)
-        else:
-            raise KubectlError("the K3S stand-in does not implement 'kubectl %s'" % " ".join(args))
-    except (KubectlError, ValueError) as exc:
-        err.write("%s\n" % exc)
-        return 1
-    out.write(text)
-    return 0
-
-
-def k3s_paths():
-    """(data dir, config path) of this host, as K3S resolves them (K3S_STANDIN_ROOT prefix for tests)."""
-    from . import core  # pylint: disable=import-outside-toplevel
-    config_path = core.rooted("/etc/rancher/k3s/config.yaml")
-    try:
-        with open(config_path, encoding="utf-8") as handle:
-            docs = platform_yaml.load_documents(handle.read())
-    except (OSError, platform_yaml.YamlError):
-        docs = []
-    config = docs[0] if docs and isinstance(docs[0], dict) else {}
-    return core.rooted(str(config.get("data-dir") or "/var/lib/rancher/k3s")), config_path
-
-
-def handle_kubectl(args):
-    """The dispatcher's hook: the exit code of a platform call, None when the call is not ours."""
-    if not handles(args):
+    def rt_for(self, api_version, kind):
+        group, _sep, version = api_version.rpartition("/")
+        for rt in self.store.type_list():
+            if (rt.group, rt.version, rt.kind) == (group, version, kind):
+                return rt
         return None
-    from . import core  # pylint: disable=import-outside-toplevel
-    try:
-        core.api_get("/readyz")  # kubectl needs the API server up, as with real K3S
-    except core.StandinError as exc:
-        sys.stderr.write("%s\n" % exc)
-        return 1
-    data_dir, config_path = k3s_paths()
-    return kubectl(args, data_dir, config_path)
+
+    def current(self, rt, namespace, name):
+        from .kubeapi import ApiError  # pylint: disable=import-outside-toplevel
+        try:
+            return self.store.get(rt, namespace, name)
+        except ApiError:
+            return None
+
+    def put(self, obj, status=None, uid=None, log=None):
+        """Create or update obj (and its status); returns the stored object or None."""
+        rt = self.rt_for(obj["apiVersion"], obj["kind"])
+        if rt is None:
+            return None  # its CRD is not there yet
+        meta = obj["metadata"]
+        namespace = meta.get("namespace", "") if rt.namespaced else ""
+        key = "%s/%s/%s/%s" % (rt.group, rt.plural, namespace, meta["name"])
+        self.seen.add(key)
+        rec = self.written.get(key)
+        main = _digest(obj)
+        unchanged = rec is not None and rec.get("main") == main and (uid is None or rec.get("uid") == uid) \
+            and (status is None or not rt.status or rec.get("status_in") == _digest(status)) \
+            and (log is None or rec.get("log") == _digest(log))
+        if unchanged:  # nothing to write: no copy of the stored object (this runs every second)
+            return self.store.objects.get(self.store.key(rt, namespace, meta["name"]))
+        existing = self.current(rt, namespace, meta["name"])
+        if rec is not None and uid is not None and rec.get("uid") != uid and existing is not None:
+            self._delete(rt, namespace, meta["name"])  # a new object of the same name (recreated Job)
+            existing, rec = None, None
+        if rec is None or rec.get("main") != main:
+            body = json.loads(json.dumps(obj))
+            if existing is None:
+                existing = self.store.create(rt, namespace, body)
+            else:
+                body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+                existing = self.store.update(rt, namespace, meta["name"], body)
+            rec = {"main": main, "uid": uid}
+            self.written[key] = rec
+        elif existing is None:
+            return None  # a client deleted it: controllers here do not recreate
+        if status is not None and rt.status:
+            rec["status_in"] = _digest(status)
+            if "observedGeneration" in status:  # the workload controllers observe the stored generation
+                status = dict(status, observedGeneration=existing["metadata"].get("generation", 1))
+            wanted = _digest(status)
+            if rec.get("status") != wanted:
+                body = dict(existing, status=status)
+                existing = self.store.update(rt, namespace, meta["name"], body, "status")
+                rec["status"] = wanted
+        if log is not None and rec.get("log") != _digest(log):
+            current, previous = log
+            self.store.set_log(namespace, meta["name"], "helm", current)
+            self.store.set_log(namespace, meta["name"], "helm", previous, previous=True)
+            rec["log"] = _digest(log)
+        return existing
+
+    def _delete(self, rt, namespace, name):
+        from .kubeapi import ApiError  # pylint: disable=import-outside-toplevel
+        try:
+            self.store.delete(rt, namespace, name, {"propagationPolicy": "Background"})
+        except ApiError:
+            pass
+
+    def prune(self):
+        """Objects a controller wrote and no longer wants (a job's pod after it failed, old pods)."""
+        for key in [k for k in self.written if k not in self.seen]:
+            group, plural, namespace, name = key.split("/", 3)
+            if plural in ("pods", "jobs"):
+                for rt in self.store.type_list():
+                    if (rt.group, rt.plural) == (group, plural):
+                        self._delete(rt, namespace, name)
+                        break
+            del self.written[key]
+
+
+def project(store, data_dir, config_path, now=time.time):
+    """One pass: run the controllers (Platform.reconcile), then write what they want into `store`."""
+    with Platform(data_dir, config_path, now=now) as platform:
+        platform.reconcile()
+        at = platform.now()
+        out = Projector(platform, store)
+        for name in sorted(namespaces(platform)):
+            out.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+        for name in sorted(platform.table("crds")):
+            if name in CRD_TYPES:
+                out.put(crd_object(name))
+        for name in sorted(platform.table("storageclasses")):
+            out.put(to_object(platform, "storageclass", "", name))
+        for key in sorted(platform.table("secrets")):
+            namespace, name = key.split("/", 1)
+            out.put(to_object(platform, "secret", namespace, name))
+        for key in sorted(platform.table("configmaps")):
+            namespace, name = key.split("/", 1)
+            out.put(to_object(platform, "configmap", namespace, name))
+        for key in sorted(platform.table("services")):
+            namespace, name = key.split("/", 1)
+            service = to_object(platform, "service", namespace, name)
+            service["spec"]["clusterIPs"] = [service["spec"]["clusterIP"]]
+            service["spec"]["ports"] = [dict(p, name="http" if p["port"] == 80 else "https", targetPort=8080)
+                                        for p in service["spec"]["ports"]]
+            out.put(service)
+        for key, doc in sorted(platform.table("objects").items()):
+            kind, namespace, name = key.split("/", 2)
+            body = json.loads(json.dumps(doc))
+            status = body.pop("status", None)
+            if kind == "HelmChart":
+                status = {"jobName": "helm-install-" + name}
+            elif kind == "ClusterIssuer":
+                ready, message = platform.clusterissuer_ready(name)
+                status = {"conditions": [{"type": "Ready", "status": "True" if ready else "False",
+                                          "reason": "KeyPairVerified" if ready else "ErrRegisterACMEAccount",
+                                          "message": message, "observedGeneration": 1}]}
+            if namespace:
+                body["metadata"]["namespace"] = namespace
+            out.put(body, status=status)
+        _project_jobs(platform, out, at)
+        for key, entry in sorted(platform.table("workloads").items()):
+            kind, namespace, name = key.split("/", 2)
+            obj = workload_object(kind, namespace, name, entry, at)
+            labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": entry.get("release", "")}
+            template = {"metadata": {"labels": labels, "annotations": {
+                "checksum/release": str(entry.get("generation", 1))}},  # helm upgrade changes the template
+                "spec": {"containers": [{"name": name.rsplit("-", 1)[-1], "image": "standin/%s" % name}]}}
+            obj["spec"].update(selector={"matchLabels": labels}, template=template)
+            if kind == "statefulset":
+                obj["spec"]["serviceName"] = name
+            status = obj.pop("status")
+            obj["metadata"].pop("generation", None)
+            out.put(obj, status=status)
+        out.prune()
+
+
+def _project_jobs(platform, out, at):
+    for key, job in sorted(platform.table("jobs").items()):
+        namespace, name = key.split("/", 1)
+        obj = job_object(namespace, name, job, at)
+        status = obj.pop("status")
+        obj["metadata"] = {"name": name, "namespace": namespace, "labels": obj["metadata"]["labels"]}
+        obj["spec"]["template"]["metadata"] = {"labels": dict(obj["metadata"]["labels"])}
+        obj["spec"]["template"]["spec"]["containers"] = [{"name": "helm", "image": HELM_IMAGE}]
+        stored = out.put(obj, status=status, uid=job["uid"])
+        pod = pod_object(namespace, name, job, at)
+        if stored is None or pod is None:
+            continue
+        uid = stored["metadata"]["uid"]
+        pod["metadata"]["labels"].update({"controller-uid": uid, "batch.kubernetes.io/controller-uid": uid})
+        pod["metadata"]["ownerReferences"][0]["uid"] = uid
+        pod["metadata"]["ownerReferences"][0]["blockOwnerDeletion"] = True
+        pod["spec"] = {"restartPolicy": "OnFailure", "containers": [{"name": "helm", "image": HELM_IMAGE}]}
+        pod_status = pod.pop("status")
+        for container in pod_status.get("containerStatuses", []):
+            container.setdefault("image", HELM_IMAGE)
+            container.setdefault("imageID", "")
+            container.setdefault("started", container.get("ready", False))
+        # The running attempt's log, or the last one's while the pod waits in CrashLoopBackOff; the
+        # previous container's: the last failed attempt (the kubelet keeps one terminated container).
+        view = job_view(job, at)
+        lines = job["log"][:1] if view["pod_state"] == "running" else job["log"]
+        previous = "".join(line + "\n" for line in job["log"]) if view["last_exit"] else None
+        out.put(pod, status=pod_status, uid=job["uid"], log=("".join(line + "\n" for line in lines), previous))

@@ -255,8 +255,3 @@ def before_start(command: str, config: dict):
         delay = core.env_float("K3S_STANDIN_RUNTIME_DELAY", 5)
         threading.Thread(target=_delayed, args=(config, delay), daemon=True, name="runtime").start()
     return None
-
-
-def handle_kubectl(_args: list):
-    """Extension contract (core.kubectl): no kubectl call is the runtime's own."""
-    return None
