@@ -165,6 +165,21 @@ def test_wait_nodes_controller_needs_the_kubeconfig(api: Api) -> None:
     assert "cluster_kube_client: server" in " ".join(run.failure_messages())
 
 
+def test_wait_nodes_in_check_mode(api: Api) -> None:
+    """--check on a new cluster (no kubeconfig fetched yet) skips the wait; on a running one it reads."""
+    api.node("wn-check-1")
+    variables = dict(api.client_vars("controller", "k3s_server"), k3s_server_expected_nodes=["wn-check-1"],
+                     k3s_server_ready_timeout=5)
+    play = entry_point(api.tmp, "k3s_server", "wait_nodes")
+    run = run_playbook(play, dict(variables, k3s_server_kubeconfig_path=str(api.tmp / "not-yet.yaml")),
+                       connection="local", env=api.env(), check=True, diff=True)
+    assert (run.rc, run.changed) == (0, 0), run
+    assert step(run, "k3s_server", "Wait for the nodes to be Ready (kubernetes.core on the controller)")["skipped"]
+    run = run_playbook(play, variables, connection="local", env=api.env(), check=True, diff=True)
+    assert (run.rc, run.changed) == (0, 0), run
+    assert step(run, "k3s_server", "Wait for the nodes to be Ready (kubernetes.core on the controller)")["resources"]
+
+
 def make_pod(api: Api, ns: str, name: str, node: str, labels: Dict[str, str], owner: Dict[str, Any]) -> None:
     api.core.create_namespaced_pod(ns, {
         "metadata": {"name": name, "labels": labels, "ownerReferences": [owner]},
