@@ -92,15 +92,6 @@ def operation_marker(app):
     return None
 
 
-def operation_pending(app):
-    """True when an operation is requested but the controller has not started it yet
-    (Argo CD's SetAppOperation clears operationState when it records the operation)."""
-    if not (app or {}).get("operation"):
-        return False
-    state = operation_state(app)
-    return not state or (bool(state.get("finishedAt")) and state.get("phase") not in RUNNING_PHASES)
-
-
 def same_sync(operation, expected):
     """True when two operations sync the same revision(s) and source(s)."""
     one, two = (operation or {}).get("sync") or {}, (expected or {}).get("sync") or {}
@@ -374,8 +365,8 @@ class OperationRunner:
                     raise
                 message = exc.message
             app = self.get()
-            if not operation_pending(app):
-                return  # it ended meanwhile: nothing to terminate
+            if not operation_running(app):
+                return  # it ended meanwhile: nothing to terminate (if it started meanwhile: try again)
             remaining = self.deadline - self.clock()
             if remaining <= 0:
                 raise self.error("timed out waiting for the operation on %r to start so that it can be terminated "

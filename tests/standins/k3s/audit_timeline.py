@@ -52,7 +52,7 @@ def _drain_list_node(event: dict[str, Any]) -> str | None:
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(event["requestURI"]).query)
     for selector in query.get("fieldSelector", []):
         for term in selector.split(","):
-            key, _, value = term.partition("=")
+            key, _sep, value = term.partition("=")
             if key == "spec.nodeName" and value:
                 return value.lstrip("=")
     return None

@@ -402,12 +402,18 @@ def test_sync_dry_run_never_changed():
     assert client.sync_application.call_args[0][1]["dryRun"] is True
 
 
-def test_sync_terminate_before_pickup_retries_until_it_is_accepted():
+RECORDED = {"metadata": {"name": "a"}, "operation": {"sync": {}}, "status": {"sync": {"status": "Synced"}}}
+RUNNING = synced_app("Running", "2024-11-27T09:59:00Z", None, operation=True)
+
+
+@pytest.mark.parametrize("states", [
+    [RECORDED, RECORDED, RUNNING],  # still recorded when read after the 400
+    [RECORDED, RUNNING, RUNNING],   # picked up between the 400 and the read: running, try again
+], ids=["recorded", "picked-up-meanwhile"])
+def test_sync_terminate_before_pickup_retries_until_it_is_accepted(states):
     """Argo CD answers 400 "No operation is in progress" until the controller picked the operation up."""
-    recorded = {"metadata": {"name": "a"}, "operation": {"sync": {}}, "status": {"sync": {"status": "Synced"}}}
-    running = synced_app("Running", "2024-11-27T09:59:00Z", None, operation=True)
     ended = synced_app("Failed", "2024-11-27T09:59:00Z", "2024-11-27T10:00:01Z")
-    client = sync_client([[ended], [NEW_DONE], [NEW_DONE]], get_states=[recorded, recorded, running])
+    client = sync_client([[ended], [NEW_DONE], [NEW_DONE]], get_states=states)
     no_op = ArgoCDError("Unable to terminate operation. No operation is in progress", status=400, code=3)
     client.terminate_operation.side_effect = [no_op, None]
     result = run_main(argocd_sync, {"name": "a", "on_running_operation": "terminate", "poll_interval": 0.01}, client)

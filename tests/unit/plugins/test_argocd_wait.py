@@ -85,13 +85,6 @@ def test_expected_operation_must_sync_the_same_revision():
     assert t.finished(other)
 
 
-def test_operation_pending_before_the_controller_picks_it_up():
-    recorded = {"metadata": {"name": "a"}, "operation": {"sync": {}}, "status": {}}
-    assert w.operation_pending(recorded)
-    assert not w.operation_pending(app("Running", "2024-11-27T10:00:05Z", None, operation=True))
-    assert not w.operation_pending(OLD)
-
-
 def test_same_second_identical_state_counts_only_after_seen_running():
     prev = app("Succeeded", "2024-11-27T10:00:05Z", "2024-11-27T10:00:05Z")
     t = w.OperationTracker(w.operation_key(prev), FLOOR)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from test_platform_waits import CHART, Site, make_site  # noqa: E402,F401  pylint: disable=wrong-import-position
+# make_site is a fixture, found by pytest under this name
+from test_platform_waits import CHART, Site, make_site  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
 
 ROLLOUTS = [{"namespace": "cert-manager", "kind": "deployment", "name": "cert-manager"}]
 FAST = {"K3S_STANDIN_SCAN_INTERVAL": "1", "K3S_STANDIN_HELM_DELAY": "1", "K3S_STANDIN_ROLLOUT_DELAY": "3"}
@@ -100,9 +101,9 @@ def test_rerun_after_an_unfinished_install_waits_for_it(make_site, tmp_path):
     assert ["get", "deployments,daemonsets,statefulsets"] in verbs, calls(log)
 
 
-def test_rollouts_of_one_namespace_are_read_together(tmp_path):
+def test_rollouts_of_one_namespace_are_read_together(make_site, tmp_path):
     # cert-manager's three Deployments, ready as soon as the job completed: one poll, one read.
-    site, log = logged_site(tmp_path, K3S_STANDIN_ROLLOUT_DELAY="0")
+    site, log = logged_site(make_site, tmp_path, K3S_STANDIN_ROLLOUT_DELAY="0")
     rollouts = [{"namespace": "cert-manager", "kind": "deployment", "name": name}
                 for name in ("cert-manager", "cert-manager-cainjector", "cert-manager-webhook")]
     result, _seconds = site.helm_chart("cert-manager", helm_chart_timeout=60, helm_chart_rollouts=rollouts)
@@ -111,8 +112,8 @@ def test_rollouts_of_one_namespace_are_read_together(tmp_path):
     assert reads == [["-n", "cert-manager", "get", "deployments,daemonsets,statefulsets", "-o", "json"]], reads
 
 
-def test_missing_workload_is_named_after_the_timeout(tmp_path):
-    site, _log = logged_site(tmp_path, K3S_STANDIN_ROLLOUT_DELAY="0")
+def test_missing_workload_is_named_after_the_timeout(make_site, tmp_path):
+    site, _log = logged_site(make_site, tmp_path, K3S_STANDIN_ROLLOUT_DELAY="0")
     rollouts = [{"namespace": "cert-manager", "kind": "deployment", "name": "cert-manager"},
                 {"namespace": "cert-manager", "kind": "statefulset", "name": "no-such-thing"}]
     result, _seconds = site.helm_chart("cert-manager", helm_chart_timeout=4, helm_chart_rollouts=rollouts)

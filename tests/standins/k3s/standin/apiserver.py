@@ -119,6 +119,17 @@ class ApiServer:
             if name not in table:  # removed from the datastore (here or by a peer)
                 self._drop_node(name, obj)
 
+    def drop_tombstoned(self) -> None:
+        """A peer removed Nodes (core.py /standin/removed): they leave this store now, not at the next
+        pass, as K3S's servers share one Node object in etcd. No controller lock: the store has its
+        own, and the pass that holds the lock may be the one waiting on the peer that told us."""
+        with self.daemon.cluster.lock:
+            removed = dict(self.daemon.cluster.data.get("removed", {}))
+        for obj in self.store.list(self.nodes_rt, "")["items"]:
+            name, joined = self._identity(obj)
+            if name in removed and float(joined or 0) <= float("%.3f" % removed[name]):  # the annotation is rounded
+                self._drop_node(name, obj)
+
     def _share_spec(self, name: str, obj: dict, entry: dict) -> None:
         """HA servers share one Node: a cordon written here goes into the node table, one written on
         a peer (newer in the table) comes into this store."""

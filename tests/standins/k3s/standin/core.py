@@ -593,6 +593,7 @@ class Handler(kubeapi.BaseHandler):
             if self.headers.get("X-Standin-Secret") != daemon.secret:
                 return self.status(401, "Unauthorized")
             daemon.cluster.merge(body)
+            daemon.apiserver.drop_tombstoned()
             return self.reply(200, {})
         if self.path == "/db/snapshot":
             # k3s-io/k3s pkg/etcd/etcd.go handler(): /db/snapshot needs the role k3s:server, which
@@ -749,32 +750,27 @@ class ServerDaemon:
         if removed is not None:
             log("info", "Removing etcd member from cluster due to node delete (name=%s address=%s)"
                 % (removed.get("member", name), removed.get("ip", "")))
-            context = ca_context(self.ca_pem)
-            for url in self.cluster.members():
-                if url == self.url:
-                    continue
-                try:
-                    http_json(url + "/standin/removed", context, body={
-                        "cluster_id": self.cluster.data["cluster_id"], "removed": self.cluster.data["removed"],
-                        "nodes": {}}, headers={"X-Standin-Secret": self.secret}, timeout=5)
-                except (OSError, ValueError, urllib.error.URLError):
-                    pass
+            self._tell_peers_removed()
         return removed
 
     def forget_node(self, name: str) -> None:
         """A Node deleted through the API (apiserver.py): drop the entry here and on the peers (a
         running kubelet does not register again; its next start does, as a new entry)."""
         if self.cluster.forget(name):
-            context = ca_context(self.ca_pem)
-            for url in self.cluster.members():
-                if url == self.url:
-                    continue
-                try:
-                    http_json(url + "/standin/removed", context, body={
-                        "cluster_id": self.cluster.data["cluster_id"], "removed": self.cluster.data["removed"],
-                        "nodes": {}}, headers={"X-Standin-Secret": self.secret}, timeout=5)
-                except (OSError, ValueError, urllib.error.URLError):
-                    pass
+            self._tell_peers_removed()
+
+    def _tell_peers_removed(self) -> None:
+        """Push this server's removed list to the other members now (best effort: they also poll)."""
+        context = ca_context(self.ca_pem)
+        for url in self.cluster.members():
+            if url == self.url:
+                continue
+            try:
+                http_json(url + "/standin/removed", context, body={
+                    "cluster_id": self.cluster.data["cluster_id"], "removed": self.cluster.data["removed"],
+                    "nodes": {}}, headers={"X-Standin-Secret": self.secret}, timeout=5)
+            except (OSError, ValueError, urllib.error.URLError):
+                pass
 
     def write_files(self) -> None:
         tls = self.p("server/tls")

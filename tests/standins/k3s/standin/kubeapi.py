@@ -1348,10 +1348,9 @@ class AuditLog:
 
     @staticmethod
     def user(req):
-        subject = dict(pair for rdn in (req.connection.getpeercert() or {}).get("subject", ()) for pair in rdn)
-        groups = [value for rdn in (req.connection.getpeercert() or {}).get("subject", ())
-                  for key, value in rdn if key == "organizationName"]
-        return {"username": subject.get("commonName", "system:anonymous"), "groups": groups}
+        subject = [pair for rdn in (req.connection.getpeercert() or {}).get("subject", ()) for pair in rdn]
+        return {"username": dict(subject).get("commonName", "system:anonymous"),
+                "groups": [value for key, value in subject if key == "organizationName"]}
 
     def record(self, req, match, query, received):
         group = "" if match.group("core") else match.group("group")
