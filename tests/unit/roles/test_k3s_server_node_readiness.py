@@ -43,7 +43,7 @@ def evaluate(tmp_path: Path, stdout: str, expected: list[str], client: str = "se
     if client == "controller":  # what k8s_info registers; the kubectl task is skipped
         registered = {"k3s_server__nodes": {"skipped": True, "changed": False},
                       "k3s_server__nodes_api": {"changed": False, "api_found": True,
-                                               "resources": json.loads(stdout)["items"] if stdout else []}}
+                                                "resources": json.loads(stdout)["items"] if stdout else []}}
     extra.write_text(json.dumps(dict(registered, k3s_server_expected_nodes=expected, k3s_server_kube_client=client,
                                      ansible_python_interpreter=sys.executable)), encoding="utf-8")
     result = subprocess.run([str(REPO / ".venv/bin/ansible-playbook"), "-i", "localhost,", "-c", "local",
