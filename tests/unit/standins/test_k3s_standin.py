@@ -431,6 +431,8 @@ def test_node_reads_into_the_kubernetes_clients_typed_model(cluster) -> None:
     info = api.read_node("s1").status.node_info
     assert info.kubelet_version == build_mirror.DEFAULT_VERSION
     assert info.container_runtime_version.startswith("containerd://") and info.kernel_version == os.uname().release
+    pods = api.list_pod_for_all_namespaces(field_selector="spec.nodeName=s1").items  # what k8s_drain lists
+    assert pods and all(c.image and c.image_id for p in pods for c in p.status.container_statuses)
 
 
 def test_api_objects_survive_a_restart(cluster) -> None:
