@@ -697,7 +697,8 @@ HELM_IMAGE = "rancher/klipper-helm:v0.9.4-build20250113"  # helm-controller 0.17
 def image_status(image: str) -> dict:
     """A container status's image and imageID, strings the kubelet always sets
     (pkg/kubelet/kubelet_pods.go convertToAPIContainerStatuses; typed clients require them):
-    the image as resolved by containerd and its digest reference."""
+    the image as resolved by containerd and a digest reference. The digest is a hash of the image
+    name, not the registry's manifest digest: nothing pulls images here."""
     ref = image if "/" in image.split(":")[0] and "." in image.split("/")[0] else "docker.io/" + image
     if ":" not in ref.rsplit("/", 1)[-1]:
         ref += ":latest"
