@@ -302,6 +302,57 @@ def k8s_nodes_lagging(value, expected, version=""):
     return [str(name) for name in expected if str(name) not in good]
 
 
+def _controller(obj):
+    refs = [r for r in (obj.get("metadata") or {}).get("ownerReferences") or [] if isinstance(r, dict)]
+    return next((r for r in refs if r.get("controller")), {})
+
+
+def k8s_drain_pending(value, node=""):
+    """The pods ('<namespace>/<name>', sorted) that a drain of `node` has still to remove, from the pods
+    on that node (`kubectl get pods -A --field-selector spec.nodeName=<node> -o json` or the
+    kubernetes.core.k8s_info result): every pod but the DaemonSet-managed and the mirror (static) ones,
+    which kubectl drain leaves in place (kubernetes/kubectl pkg/drain/filters.go). A pod that is still
+    terminating counts: kubectl drain waits until the evicted pods are gone."""
+    pods = [i for i in _items(_load(value, "k8s_drain_pending")) if i.get("kind", "Pod") == "Pod"]
+    pending = []
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        if node and (pod.get("spec") or {}).get("nodeName") != node:
+            continue
+        if "kubernetes.io/config.mirror" in (meta.get("annotations") or {}):
+            continue
+        if _controller(pod).get("kind") == "DaemonSet":
+            continue
+        pending.append("%s/%s" % (meta.get("namespace", ""), meta.get("name", "")))
+    return sorted(pending)
+
+
+# kubectl drain retries an eviction the API refuses with 429 TooManyRequests (a PodDisruptionBudget
+# that allows no disruption now, or one its controller has not observed yet; kubernetes/kubernetes
+# pkg/registry/core/pod/storage/eviction.go); kubernetes.core.k8s_drain fails at the first one with
+# the Status message instead.
+_RETRYABLE = ("violate the pod's disruption budget", "is still being processed by the server",
+              "too many requests")
+
+
+def k8s_drain_outcome(result):
+    """What to do after one kubernetes.core.k8s_drain (state drain) attempt, from its registered
+    result: {'state': 'done' | 'retry' | 'failed', 'message': ...}. 'retry' for an eviction refused
+    with 429 (a disruption budget), as kubectl drain retries it; 'failed' for anything else (pods
+    that need force, an unknown node, an API error), which a retry would not change."""
+    if not isinstance(result, dict):
+        raise AnsibleFilterError("k8s_drain_outcome: expected the registered result of kubernetes.core.k8s_drain, "
+                                 "got %s" % type(result).__name__)
+    message = str(result.get("msg") or result.get("result") or "").strip()
+    if result.get("skipped"):
+        return {"state": "failed", "message": "the drain was skipped"}
+    if not result.get("failed"):
+        return {"state": "done", "message": message}
+    if any(text in message.lower() for text in _RETRYABLE):
+        return {"state": "retry", "message": message}
+    return {"state": "failed", "message": message or "kubernetes.core.k8s_drain failed"}
+
+
 class FilterModule:
     """Kubernetes object state filters."""
 
@@ -309,6 +360,8 @@ class FilterModule:
         return {
             "k8s_condition": k8s_condition,
             "k8s_condition_problem": k8s_condition_problem,
+            "k8s_drain_outcome": k8s_drain_outcome,
+            "k8s_drain_pending": k8s_drain_pending,
             "k8s_job_state": k8s_job_state,
             "k8s_nodes": k8s_nodes,
             "k8s_nodes_lagging": k8s_nodes_lagging,

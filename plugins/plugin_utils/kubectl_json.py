@@ -17,9 +17,26 @@ except ImportError:  # pragma: no cover
     string_types = (str,)
 
 
+def _registered(value):
+    """The answer inside a registered task result of either client: kubernetes.core.k8s_info's
+    `resources` (as a List), or a command's stdout (kubectl -o json); None for a result without an
+    answer (failed, skipped). Anything else (an object, a List, JSON text) as it is."""
+    if not isinstance(value, dict) or any(key in value for key in ("kind", "items", "metadata", "apiVersion")):
+        return value
+    if isinstance(value.get("resources"), list):
+        return {"kind": "List", "items": value["resources"]}
+    if "stdout" in value:
+        return value.get("stdout")
+    if any(key in value for key in ("failed", "skipped", "changed", "msg")):
+        return None
+    return value
+
+
 def load_kubectl_json(value, what):
-    """A kubectl -o json answer (string or mapping) as a mapping; '' (--ignore-not-found, nothing
-    found) and None are None. `what` (the filter's name) starts every error message."""
+    """A kubectl -o json answer (string or mapping), or the registered result of a `kubectl -o json`
+    command or of kubernetes.core.k8s_info, as a mapping; '' (--ignore-not-found, nothing found) and
+    None are None. `what` (the filter's name) starts every error message."""
+    value = _registered(value)
     if value is None:
         return None
     if isinstance(value, string_types):

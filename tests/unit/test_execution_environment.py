@@ -104,6 +104,6 @@ def test_builder_introspection_finds_the_collection_requirements(context, tmp_pa
     data = yaml.safe_load(out.split("---", 1)[1])
     python = [line.split("#")[0].strip() for line in data["python"]]
     system = [line.split("#")[0].strip() for line in data["system"]]
-    assert python == ["passlib>=1.7.4", "bcrypt>=4.0.0"]
+    assert python == ["passlib>=1.7.4", "bcrypt>=4.0.0", "kubernetes>=24.2.0"]
     assert system == ["openssh-clients [platform:rpm]", "openssh-client [platform:dpkg]"]
     assert all("dictamesh.k3s_gitops" in line for line in data["python"] + data["system"])

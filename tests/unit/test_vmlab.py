@@ -154,7 +154,7 @@ def test_instance_config_is_real_data(tmp_path: Path) -> None:
     assert {"instance", "address", "user", "port", "identity_file"} <= set(loaded[0])
     assert loaded[0]["port"] == 2222
     extra = yaml.safe_load((tmp_path / "inventory" / "vmlab.yml").read_text())
-    assert extra == {"all": {"hosts": {"m-server-1": {"node_ip": "10.77.0.11"}}}}
+    assert extra == {"all": {"hosts": {"m-server-1": {"node_ip": "10.77.0.11", "vmlab_forwards": {}}}}}
     assert json.loads((tmp_path / "instances.json").read_text()) == loaded
 
 
@@ -237,6 +237,16 @@ def test_ports_are_distinct_and_servers_get_forwards(tmp_path: Path) -> None:
     fwd = vmlab.hostfwds(hosts[0])
     assert f"hostfwd=tcp:127.0.0.1:{hosts[0].ssh_port}-:22" in fwd
     assert f"hostfwd=tcp:127.0.0.1:{hosts[0].forwards['6443']}-:6443" in fwd
+
+
+def test_molecule_vars_carry_the_forwarded_ports(tmp_path: Path) -> None:
+    """molecule.yml reaches the API at 127.0.0.1:<forward of 6443> (cluster_kube_api_url)."""
+    hosts = vmlab.hosts_from_counts("m", 1, 1)
+    vmlab.assign_addresses(hosts, tmp_path)
+    vmlab.assign_ports(hosts)
+    carried = vmlab.molecule_vars(hosts, {})["all"]["hosts"]
+    assert carried["m-server-1"]["vmlab_forwards"]["6443"] == hosts[0].forwards["6443"]
+    assert carried["m-agent-1"] == {"node_ip": hosts[1].node_ip, "vmlab_forwards": {}}
 
 
 def test_lab_info_lines() -> None:

@@ -577,7 +577,8 @@ def inventory(hosts: list[Host], key: Path, extra_vars: dict[str, Any]) -> dict[
 
 def molecule_vars(hosts: list[Host], extra_vars: dict[str, Any]) -> dict[str, Any]:
     """Extra inventory source for molecule's inventory dir: what molecule cannot carry."""
-    data: dict[str, Any] = {"hosts": {h.name: {"node_ip": h.node_ip} for h in hosts}}
+    data: dict[str, Any] = {"hosts": {h.name: {"node_ip": h.node_ip, "vmlab_forwards": dict(h.forwards)}
+                                      for h in hosts}}
     if extra_vars:
         data["vars"] = extra_vars
     return {"all": data}

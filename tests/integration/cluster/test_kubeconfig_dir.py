@@ -33,7 +33,7 @@ def extra(tmp_path: Path, dest: Path) -> Dict[str, Any]:
     source = tmp_path / "k3s.yaml"
     source.write_text(yaml.safe_dump(SAMPLE), encoding="utf-8")
     source.chmod(0o600)
-    return {"__k3s_server_kubeconfig_source": str(source), "k3s_server_kubeconfig_path": str(dest),
+    return {"k3s_server__kubeconfig_source": str(source), "k3s_server_kubeconfig_path": str(dest),
             "k3s_server_kubeconfig_name": "lab", "k3s_server_api_endpoint": "192.0.2.10",
             "k3s_server_api_port": 6443}
 

@@ -126,7 +126,7 @@ def old_member_step(tmp_path: Path, live: Server, name: str, timeout: int = 20):
         name: dictamesh.k3s_gitops.k3s_server
         tasks_from: old_member
 """, encoding="utf-8")
-    return run_playbook(play, {"__k3s_server_binary": str(STANDIN), "__k3s_server_kubectl_host": "localhost",
+    return run_playbook(play, {"k3s_server__binary": str(STANDIN), "k3s_server__kubectl_host": "localhost",
                                "k3s_server_node_name": name, "k3s_server_node_ip": "127.0.0.1",
                                "k3s_server_ready_timeout": timeout},
                         connection="local", env={"K3S_STANDIN_ROOT": str(live.root), "K3S_STANDIN_PORT": str(live.port)})

@@ -152,4 +152,5 @@ def test_filters_registered():
     assert set(k8s_state.FilterModule().filters()) == {"k8s_condition", "k8s_job_state", "k8s_workload_state",
                                                        "k8s_rollout_problem", "k8s_condition_problem",
                                                        "k8s_nodes", "k8s_nodes_lagging", "k8s_rollouts_state",
-                                                       "k8s_rollouts_problems"}
+                                                       "k8s_rollouts_problems", "k8s_drain_outcome",
+                                                       "k8s_drain_pending"}

@@ -33,15 +33,15 @@ def test_saved_name_from_either_stream(tmp_path: Path) -> None:
   tasks:
     - ansible.builtin.set_fact:
         names: "{{{{ names | default([]) + [lookup('ansible.builtin.template', '{tmp_path}/name.j2',
-                    template_vars={{'etcd_snapshot_save': item}})] }}}}"
+                    template_vars={{'etcd_snapshot__save': item}})] }}}}"
       loop: "{{{{ cases }}}}"
     - ansible.builtin.copy:
         content: "{{{{ names | to_json }}}}"
         dest: {tmp_path}/out.json
         mode: "0644"
 """, encoding="utf-8")
-    # the role's expression, verbatim, rendered with each case's etcd_snapshot_save
-    expression = yaml.safe_load((REPO / "roles/etcd_snapshot/vars/main.yml").read_text())["__etcd_snapshot_saved_name"]
+    # the role's expression, verbatim, rendered with each case's etcd_snapshot__save
+    expression = yaml.safe_load((REPO / "roles/etcd_snapshot/vars/main.yml").read_text())["etcd_snapshot__saved_name"]
     (tmp_path / "name.j2").write_text(expression, encoding="utf-8")
     extra = tmp_path / "extra.json"
     extra.write_text(json.dumps({"cases": [case for case, _name in CASES], "ansible_python_interpreter": sys.executable}))

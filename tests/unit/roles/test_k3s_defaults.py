@@ -1,6 +1,7 @@
 """The K3S release settings are written once, in roles/k3s_defaults (issue 13).
 
-The pinned version, the release download URL and the k3s binary path appear as literals only in
+The pinned version, the release download URL, the k3s binary path and K3S's auto-deploy directory
+(server/manifests, where the platform roles write) appear as literals only in
 that role's defaults (and its argument_specs, which document them and must agree); the K3S roles
 and the playbooks refer to its variables. A role that refers to them declares the dependency (else
 the variable is undefined when the role runs alone), and a playbook play that does loads its
@@ -23,6 +24,7 @@ PLATFORM_ROLES = ["argocd", "cert_manager", "gitops_bootstrap", "helm_chart", "i
 RELEASE_NAME = re.compile(r"v\d+\.\d+\.\d+\+k3s\d+")
 RELEASE_URL = "github.com/k3s-io/k3s/releases/download"
 BINARY = "/usr/local/bin/k3s"
+MANIFESTS = "/var/lib/rancher/k3s/server/manifests"
 
 
 def _yaml(path: Path) -> Any:
@@ -59,6 +61,7 @@ def test_the_role_has_the_settings() -> None:
     assert defaults["k3s_defaults_base_url"] == "https://" + RELEASE_URL
     assert defaults["k3s_defaults_bin_dir"] + "/k3s" == BINARY
     assert defaults["k3s_defaults_airgap_dir"] == ""
+    assert defaults["k3s_defaults_manifests_dir"] == MANIFESTS
 
 
 def test_argument_specs_document_the_defaults() -> None:
@@ -66,7 +69,7 @@ def test_argument_specs_document_the_defaults() -> None:
     assert {name: spec["default"] for name, spec in options.items()} == _defaults()
 
 
-@pytest.mark.parametrize("needle", ["pinned version", RELEASE_URL, BINARY])
+@pytest.mark.parametrize("needle", ["pinned version", RELEASE_URL, BINARY, MANIFESTS])
 def test_written_once(needle: str) -> None:
     if needle == "pinned version":
         needle = _defaults()["k3s_defaults_version"]

@@ -1,5 +1,6 @@
 """k3s_server's node readiness logic (roles/k3s_server/vars/main.yml), on node lists shaped
-like `kubectl get nodes -o json`: which expected nodes are not Ready, which are registered.
+like `kubectl get nodes -o json` (k3s_server_kube_client: server) or registered from
+kubernetes.core.k8s_info (controller): which expected nodes are not Ready, which are registered.
 
 The expressions are evaluated by ansible-playbook itself (include_vars of the role's vars file)
 so that the test sees Ansible's templating (2.19 native types), not a re-implementation.
@@ -25,7 +26,7 @@ def node(name: str, ready: str | None) -> dict[str, Any]:
     return {"metadata": {"name": name}, "status": {"conditions": conditions}}
 
 
-def evaluate(tmp_path: Path, stdout: str, expected: list[str]) -> dict[str, Any]:
+def evaluate(tmp_path: Path, stdout: str, expected: list[str], client: str = "server") -> dict[str, Any]:
     playbook = tmp_path / "play.yml"
     playbook.write_text(f"""
 - hosts: localhost
@@ -33,13 +34,18 @@ def evaluate(tmp_path: Path, stdout: str, expected: list[str]) -> dict[str, Any]
   tasks:
     - ansible.builtin.include_vars: {REPO}/roles/k3s_server/vars/main.yml
     - ansible.builtin.copy:
-        content: "{{{{ {{'not_ready': __k3s_server_not_ready, 'seen': __k3s_server_seen}} | to_json }}}}"
+        content: "{{{{ {{'not_ready': k3s_server__not_ready, 'seen': k3s_server__seen}} | to_json }}}}"
         dest: {tmp_path}/out.json
         mode: "0644"
 """, encoding="utf-8")
     extra = tmp_path / "extra.json"
-    extra.write_text(json.dumps({"k3s_server_nodes": {"stdout": stdout}, "k3s_server_expected_nodes": expected,
-                                 "ansible_python_interpreter": sys.executable}), encoding="utf-8")
+    registered = {"k3s_server__nodes": {"stdout": stdout, "rc": 0}}
+    if client == "controller":  # what k8s_info registers; the kubectl task is skipped
+        registered = {"k3s_server__nodes": {"skipped": True, "changed": False},
+                      "k3s_server__nodes_api": {"changed": False, "api_found": True,
+                                                "resources": json.loads(stdout)["items"] if stdout else []}}
+    extra.write_text(json.dumps(dict(registered, k3s_server_expected_nodes=expected, k3s_server_kube_client=client,
+                                     ansible_python_interpreter=sys.executable)), encoding="utf-8")
     result = subprocess.run([str(REPO / ".venv/bin/ansible-playbook"), "-i", "localhost,", "-c", "local",
                              str(playbook), "-e", f"@{extra}"], capture_output=True, text=True,
                             env=dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg")), timeout=120, check=False)
@@ -55,12 +61,15 @@ def evaluate(tmp_path: Path, stdout: str, expected: list[str]) -> dict[str, Any]
     ([node("a", "True")], ["a", "b"], ["b"]),  # one-letter names: no string/char confusion
     ([], ["s"], ["s"]),
 ])
-def test_not_ready(tmp_path: Path, nodes: list[dict[str, Any]], expected: list[str], not_ready: list[str]) -> None:
-    out = evaluate(tmp_path, json.dumps({"kind": "NodeList", "items": nodes}), expected)
+@pytest.mark.parametrize("client", ["server", "controller"])
+def test_not_ready(tmp_path: Path, nodes: list[dict[str, Any]], expected: list[str], not_ready: list[str],
+                   client: str) -> None:
+    out = evaluate(tmp_path, json.dumps({"kind": "NodeList", "items": nodes}), expected, client)
     assert out["not_ready"] == not_ready
     assert out["seen"] == [n["metadata"]["name"] for n in nodes]
 
 
-def test_empty_output_means_nothing_registered(tmp_path: Path) -> None:
-    out = evaluate(tmp_path, "", ["k3s-server-1"])
+@pytest.mark.parametrize("client", ["server", "controller"])
+def test_empty_output_means_nothing_registered(tmp_path: Path, client: str) -> None:
+    out = evaluate(tmp_path, "", ["k3s-server-1"], client)
     assert out == {"not_ready": ["k3s-server-1"], "seen": []}

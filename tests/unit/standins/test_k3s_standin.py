@@ -421,6 +421,20 @@ def test_deleting_a_member_node_reaches_every_server_at_once(cluster) -> None:
     assert ready(wait_nodes(s1, {"s3"})["s3"])
 
 
+def test_node_reads_into_the_kubernetes_clients_typed_model(cluster) -> None:
+    """k8s_drain reads the Node with CoreV1Api.read_node, whose model requires every nodeInfo field
+    a kubelet sets (a missing one failed the upgrade scenario's cordon)."""
+    client = pytest.importorskip("kubernetes.client")
+    config = pytest.importorskip("kubernetes.config")
+    s1 = first_server(cluster)
+    api = client.CoreV1Api(config.new_client_from_config(str(s1.root / "etc/rancher/k3s/k3s.yaml")))
+    info = api.read_node("s1").status.node_info
+    assert info.kubelet_version == build_mirror.DEFAULT_VERSION
+    assert info.container_runtime_version.startswith("containerd://") and info.kernel_version == os.uname().release
+    pods = api.list_pod_for_all_namespaces(field_selector="spec.nodeName=s1").items  # what k8s_drain lists
+    assert pods and all(c.image and c.image_id for p in pods for c in p.status.container_statuses)
+
+
 def test_api_objects_survive_a_restart(cluster) -> None:
     """The API's objects live under the data dir (as K3S's datastore does): a restart keeps them."""
     s1 = first_server(cluster)

@@ -260,9 +260,11 @@ class ApiServer:
                                                   "controller": True, "blockOwnerDeletion": True}]},
                 "spec": dict(template["spec"], nodeName=node, **extra)}
         pod = self.store.create(pods, body["metadata"]["namespace"], body)
+        from .platform import image_status  # pylint: disable=import-outside-toplevel
         pod["status"] = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
-                         "containerStatuses": [{"name": c["name"], "ready": True, "restartCount": 0,
-                                                "state": {"running": {}}} for c in body["spec"]["containers"]]}
+                         "containerStatuses": [dict(image_status(c.get("image", "")), name=c["name"], ready=True,
+                                                    restartCount=0, state={"running": {}})
+                                               for c in body["spec"]["containers"]]}
         return self.store.update(pods, pod["metadata"]["namespace"], name, pod, "status")
 
     def _replica(self, app, owner, labels, volumes, schedulable):

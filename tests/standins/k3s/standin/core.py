@@ -497,9 +497,12 @@ def node_object(node: dict, cluster_id: str, grace: float) -> dict:
                             "reason": "KubeletReady" if ready else "NodeStatusUnknown",
                             "lastHeartbeatTime": datetime.datetime.fromtimestamp(
                                 node.get("last_seen", 0), datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}],
-            "nodeInfo": {"kubeletVersion": node.get("version", VERSION),
-                         "architecture": node.get("arch", "amd64"),
-                         "operatingSystem": "linux"},
+            # kubelet pkg/kubelet/nodestatus/setters.go (MachineInfo, VersionInfo): every field of
+            # NodeSystemInfo is a string the kubelet always sets (clients' models require them);
+            # kubeProxyVersion is "" since DisableNodeKubeProxyVersion (on by default from 1.33).
+            "nodeInfo": dict(dict.fromkeys(SYSTEM_INFO_FIELDS, ""), **(node.get("system") or {}),
+                             kubeletVersion=node.get("version", VERSION), kubeProxyVersion="",
+                             architecture=node.get("arch", "amd64"), operatingSystem="linux"),
         },
     }
 
@@ -739,7 +742,7 @@ class ServerDaemon:
     def own_node(self, mode: str) -> dict:
         node = {"role": "server", "name": self.node_name, "ip": self.node_ip, "url": self.url,
                 "version": VERSION, "etcd": self.cluster.data.get("datastore") == "etcd" if self.cluster else True,
-                "mode": mode, "arch": arch()}
+                "mode": mode, "arch": arch(), "system": system_info()}
         if self.member:
             node["member"] = self.member
         return node
@@ -828,7 +831,7 @@ class ServerDaemon:
             duplicate = duplicate_member(self.cluster.etcd_members(), str(body["name"]), str(body.get("member", "")))
             if duplicate:
                 return 409, {"message": DUPLICATE_NAME, "member": duplicate}
-        node = {k: body[k] for k in ("role", "name", "ip", "url", "version", "etcd", "mode", "arch", "member")
+        node = {k: body[k] for k in ("role", "name", "ip", "url", "version", "etcd", "mode", "arch", "member", "system")
                 if k in body}
         node["via"] = self.node_name
         self.cluster.register(node)
@@ -975,7 +978,7 @@ class AgentDaemon:
             os.makedirs(os.path.join(self.data_dir, rel), exist_ok=True)
         answer = join_cluster(str(server), token, {
             "role": "agent", "name": self.node_name, "ip": self.node_ip, "version": VERSION,
-            "mode": "agent", "arch": arch()})
+            "mode": "agent", "arch": arch(), "system": system_info()})
         cluster_id = answer["state"]["cluster_id"]
         write_private(os.path.join(self.data_dir, "agent/standin-agent.json"),
                       json.dumps({"cluster_id": cluster_id, "server": server}))
@@ -1010,6 +1013,33 @@ def default_ip() -> str:
         return "127.0.0.1"
     finally:
         probe.close()
+
+
+# The containerd K3S embeds (k3s-io/k3s go.mod replace of github.com/containerd/containerd/v2, a
+# -k3s fork); one value for every stand-in version: nothing reads more than the "containerd://" scheme.
+CONTAINERD_VERSION = "2.1.5-k3s1"
+SYSTEM_INFO_FIELDS = ("bootID", "containerRuntimeVersion", "kernelVersion", "machineID", "osImage", "systemUUID")
+
+
+def system_info() -> dict:
+    """This machine's part of the Node's status.nodeInfo, read where the kubelet reads it."""
+    def first_line(path: str) -> str:
+        try:
+            with open(rooted(path), encoding="utf-8") as handle:
+                return handle.readline().strip()
+        except OSError:
+            return ""
+    pretty = ""
+    try:
+        with open(rooted("/etc/os-release"), encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("PRETTY_NAME="):
+                    pretty = line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return {"bootID": first_line("/proc/sys/kernel/random/boot_id"), "machineID": first_line("/etc/machine-id"),
+            "systemUUID": first_line("/sys/class/dmi/id/product_uuid"), "kernelVersion": os.uname().release,
+            "osImage": pretty, "containerRuntimeVersion": "containerd://%s" % CONTAINERD_VERSION}
 
 
 def arch() -> str:

@@ -540,7 +540,8 @@ def pod_object(namespace, name, job, now):
     view = job_view(job, now)
     if view["pod_state"] is None:
         return None
-    container = {"name": "helm", "restartCount": view["restarts"], "ready": view["pod_state"] == "running"}
+    container = dict(image_status(HELM_IMAGE), name="helm", restartCount=view["restarts"],
+                     ready=view["pod_state"] == "running")
     if view["pod_state"] == "running":
         container["state"] = {"running": {"startedAt": stamp(view["since"])}}  # not now: no rewrite every pass
     elif view["pod_state"] == "crashloop":
@@ -691,6 +692,18 @@ CRD_TYPES = {
     "servicemonitors.monitoring.coreos.com": ("ServiceMonitor", "Namespaced", "v1", False),
 }
 HELM_IMAGE = "rancher/klipper-helm:v0.9.4-build20250113"  # helm-controller 0.17's default job image
+
+
+def image_status(image: str) -> dict:
+    """A container status's image and imageID, strings the kubelet always sets
+    (pkg/kubelet/kubelet_pods.go convertToAPIContainerStatuses; typed clients require them):
+    the image as resolved by containerd and a digest reference. The digest is a hash of the image
+    name, not the registry's manifest digest: nothing pulls images here."""
+    ref = image if "/" in image.split(":")[0] and "." in image.split("/")[0] else "docker.io/" + image
+    if ":" not in ref.rsplit("/", 1)[-1]:
+        ref += ":latest"
+    digest = hashlib.sha256(ref.encode()).hexdigest()
+    return {"image": ref, "imageID": "%s@sha256:%s" % (ref.rsplit(":", 1)[0], digest)}
 
 
 def crd_object(name):
