@@ -195,7 +195,9 @@ def converged_predicate(wait_for, finished_at):
     """Predicate for sync/health after the operation finished at ``finished_at``.
 
     Only a comparison made after the operation finished (``status.reconciledAt``
-    >= ``finishedAt``) counts: before that, sync and health keep old values.
+    >= ``finishedAt``) counts: before that, sync and health keep old values. Equal
+    times count, as in ``argocd app wait`` (argo-cd cmd/argocd/commands/app.go,
+    waitOnApplicationStatus: still in progress only while reconciledAt is before finishedAt).
     """
     finished = parse_time(finished_at)
 
