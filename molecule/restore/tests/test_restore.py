@@ -5,10 +5,13 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sys
 from pathlib import Path
 
-import boto3
 import testinfra.host
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "standins"))
+import s3server  # noqa: E402 (tests/standins: moto and boto3 run in .venv-s3)
 
 K3S = "/usr/local/bin/k3s"
 DB = "/var/lib/rancher/k3s/server/db"
@@ -20,16 +23,13 @@ def s3_state() -> Path:
 
 
 def bucket() -> dict[str, dict]:
-    """key -> {body, metadata} of every object under the scenario's folder."""
+    """key -> {body, metadata} of every object under the scenario's folder, as boto3 reads them (in
+    .venv-s3, through s3server.objects: boto3's botocore cannot share the test venv)."""
     keys = dict(line.split(" = ", 1) for line in (s3_state() / "credentials").read_text().splitlines()[1:])
     port = (s3_state() / "port").read_text().strip()
-    client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-                          aws_access_key_id=keys["aws_access_key_id"], aws_secret_access_key=keys["aws_secret_access_key"])
-    found = {}
-    for item in client.list_objects_v2(Bucket="k3s-snapshots", Prefix=FOLDER + "/").get("Contents", []):
-        obj = client.get_object(Bucket="k3s-snapshots", Key=item["Key"])
-        found[item["Key"]] = {"body": obj["Body"].read(), "metadata": obj["Metadata"]}
-    return found
+    info = {"url": f"http://127.0.0.1:{port}", "access_key": keys["aws_access_key_id"],
+            "secret_key": keys["aws_secret_access_key"]}
+    return s3server.objects(info, "k3s-snapshots", FOLDER + "/")
 
 
 def fetched() -> Path:
