@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO / "tests/standins/k3s"))
 sys.path.insert(0, str(REPO))
 
 import audit_timeline  # noqa: E402
-from standin import local_api  # noqa: E402
+from standin import apiserver, core, local_api  # noqa: E402
 from tests.integration.playbook_runner import PlaybookRun, playbook_command, playbook_env, run_playbook  # noqa: E402
 
 KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
@@ -55,8 +55,14 @@ class Api:
         (self.bin / "k3s").chmod(0o755)
 
     def node(self, name: str, ready: str = "True") -> None:
-        self.core.create_node({"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
-                               "status": {"conditions": [{"type": "Ready", "status": ready}]}})
+        """A Node as the stand-in's kubelet imitation registers it (core.node_object with this machine's
+        core.system_info, as apiserver.py's Node controller writes it): Ready, or Unknown as a node
+        whose kubelet stopped posting its status longer ago than the grace period."""
+        assert ready in ("True", "Unknown"), ready
+        now = time.time()
+        entry = {"role": "agent", "name": name, "ip": "127.0.0.1", "mode": "join", "arch": core.arch(),
+                 "system": core.system_info(), "joined_at": now, "last_seen": now if ready == "True" else 0}
+        self.core.create_node(core.node_object(entry, "kubeclient", grace=3600))
 
     def namespace(self) -> str:
         name = "t-" + uuid.uuid4().hex[:8]
@@ -170,8 +176,15 @@ def make_pod(api: Api, ns: str, name: str, node: str, labels: Dict[str, str], ow
     api.core.create_namespaced_pod(ns, {
         "metadata": {"name": name, "labels": labels, "ownerReferences": [owner]},
         "spec": {"nodeName": node, "containers": [{"name": "c", "image": "nginx"}]}})
-    api.core.patch_namespaced_pod_status(name, ns, {"status": {
-        "phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}})
+    running(api, ns, name)
+
+
+def running(api: Api, ns: str, name: str) -> None:
+    """The status the stand-in's kubelet imitation writes for a running pod (apiserver.running_pod_status:
+    phase Running, Ready, container statuses with image and imageID from platform.image_status)."""
+    pod = api.core.read_namespaced_pod(name, ns)
+    containers = [{"name": c.name, "image": c.image} for c in pod.spec.containers]
+    api.core.patch_namespaced_pod_status(name, ns, {"status": apiserver.running_pod_status(containers)})
 
 
 def blocked_node(api: Api, node: str) -> str:
@@ -246,6 +259,7 @@ def test_drain_refuses_unmanaged_pods_at_once_without_force(api: Api) -> None:
     api.node(node)
     api.core.create_namespaced_pod(ns, {"metadata": {"name": "lone"},
                                         "spec": {"nodeName": node, "containers": [{"name": "c", "image": "n"}]}})
+    running(api, ns, "lone")
     started = time.monotonic()
     run = run_playbook(entry_point(api.tmp, "k3s_upgrade", "drain"), upgrade_vars(api, "controller", node),
                        connection="local", env=api.env())
