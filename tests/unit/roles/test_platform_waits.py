@@ -9,7 +9,6 @@ platform.py, run by a thread as `k3s server` runs them) (issue 11, defects 1 and
 """
 from __future__ import annotations
 
-import base64
 import json
 import os
 import shutil
@@ -26,7 +25,7 @@ sys.path.insert(0, str(REPO / "tests" / "standins" / "k3s"))
 COLLECTIONS = REPO / ".collections"
 KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
 
-from standin import core, kubeapi, platform  # noqa: E402
+from standin import local_api, platform  # noqa: E402
 
 CHART = """apiVersion: helm.cattle.io/v1
 kind: HelmChart
@@ -60,21 +59,10 @@ class Site:
                 monkeypatch.setenv(name, env[name])
             else:
                 monkeypatch.delenv(name, raising=False)
-        tls = root / "tls"
-        tls.mkdir()
-        core.make_ca(str(tls))
-        core.sign(str(tls), "serving-kube-apiserver", "/CN=kube-apiserver",
-                  "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth")
-        core.sign(str(tls), "client-admin", "/O=system:masters/CN=system:admin", "extendedKeyUsage=clientAuth")
-        self.api = kubeapi.KubeAPI()
-        port = self.api.serve("127.0.0.1", 0, str(tls / "serving-kube-apiserver.crt"),
-                              str(tls / "serving-kube-apiserver.key"), str(tls / "server-ca.crt"))
-
-        def b64(name: str) -> str:
-            return base64.b64encode((tls / name).read_bytes()).decode()
+        served = local_api.serve(str(root / "tls"))
+        self.api = served.server
         kubeconfig = root / "kubeconfig"
-        kubeconfig.write_text(core.KUBECONFIG % {"ca": b64("server-ca.crt"), "port": port,
-                                                 "crt": b64("client-admin.crt"), "key": b64("client-admin.key")})
+        kubeconfig.write_text(served.kubeconfig)
         self.kubectl_cmd = "%s --kubeconfig %s" % (KUBECTL, kubeconfig)
         self.root = root
         self.env = dict(os.environ, HOME=str(root))

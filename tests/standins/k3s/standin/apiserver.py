@@ -260,11 +260,7 @@ class ApiServer:
                                                   "controller": True, "blockOwnerDeletion": True}]},
                 "spec": dict(template["spec"], nodeName=node, **extra)}
         pod = self.store.create(pods, body["metadata"]["namespace"], body)
-        from .platform import image_status  # pylint: disable=import-outside-toplevel
-        pod["status"] = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
-                         "containerStatuses": [dict(image_status(c.get("image", "")), name=c["name"], ready=True,
-                                                    restartCount=0, state={"running": {}})
-                                               for c in body["spec"]["containers"]]}
+        pod["status"] = running_pod_status(body["spec"]["containers"])
         return self.store.update(pods, pod["metadata"]["namespace"], name, pod, "status")
 
     def _replica(self, app, owner, labels, volumes, schedulable):
@@ -304,6 +300,17 @@ class ApiServer:
     def sync_platform(self) -> None:
         from . import platform  # pylint: disable=import-outside-toplevel
         platform.project(self.store, self.daemon.data_dir, core.rooted("/etc/rancher/k3s/config.yaml"))
+
+
+def running_pod_status(containers: list) -> dict:
+    """The status the kubelet writes for a pod whose containers all run and are ready: phase
+    Running, the Ready condition, and one container status per container with its image and imageID
+    (platform.image_status; typed clients such as kubernetes.core.k8s_drain's pod list require them)."""
+    from .platform import image_status  # pylint: disable=import-outside-toplevel
+    return {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [dict(image_status(c.get("image", "")), name=c["name"], ready=True,
+                                       restartCount=0, state={"running": {}})
+                                  for c in containers]}
 
 
 def _suffix(seed: str) -> str:
