@@ -217,17 +217,20 @@ class ApiServer:
                                       "spec": {"containers": [{"name": "lb-tcp-80", "image": "rancher/klipper-lb"}]}}}})
             for node in names:
                 self._ensure_pod("svclb-traefik-%s-%s" % (suffix, _suffix(node)), owner, node, {})
-        for app, label, volumes in (("coredns", "kube-dns", []),
-                                    ("metrics-server", "metrics-server", [{"name": "tmp-dir", "emptyDir": {}}])):
+        # Images as K3S's manifests name them (tags left out: the stand-in pulls nothing); a real API
+        # server refuses a pod template whose container has no image.
+        for app, label, image, volumes in (
+                ("coredns", "kube-dns", "rancher/mirrored-coredns-coredns", []),
+                ("metrics-server", "metrics-server", "rancher/mirrored-metrics-server",
+                 [{"name": "tmp-dir", "emptyDir": {}}])):
             if app in disabled:
                 continue
             labels = {"k8s-app": label}
+            template = {"metadata": {"labels": labels}, "spec": {"containers": [{"name": app, "image": image}]}}
             self._ensure("apps", "v1", "deployments", "kube-system", app, {"spec": {
-                "replicas": 1, "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": app, "image": app}]}}}})
+                "replicas": 1, "selector": {"matchLabels": labels}, "template": template}})
             owner = self._ensure("apps", "v1", "replicasets", "kube-system", "%s-%s" % (app, suffix[:8]), {
-                "spec": {"replicas": 1, "selector": {"matchLabels": labels},
-                         "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": app}]}}}})
+                "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": template}})
             self._replica(app, owner, labels, volumes, schedulable)
         self._drain_fault(names)
 
@@ -287,7 +290,7 @@ class ApiServer:
             labels = {"app": "blocked-" + node}
             owner = self._ensure("apps", "v1", "statefulsets", "default", "blocked-" + node, {"spec": {
                 "replicas": 1, "serviceName": "blocked", "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "app"}]}}}})
+                "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "app", "image": "busybox"}]}}}})
             self._ensure_pod("blocked-%s-0" % node, owner, node, {})
             pdb = self._ensure("policy", "v1", "poddisruptionbudgets", "default", "blocked-" + node, {
                 "spec": {"minAvailable": 1, "selector": {"matchLabels": labels}}})
