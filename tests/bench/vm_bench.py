@@ -245,7 +245,9 @@ def run_upgrade(lab: Lab, installed: bool) -> dict[str, Any]:
                         lab.env["VMLAB_MIRROR_ROOT"],
                         "--version", UPGRADE_TO], check=True, capture_output=True,
                        stdin=subprocess.DEVNULL)
-        extra = ["-e", f"cluster_k3s_version={UPGRADE_TO}", "-e", "cluster_upgrade_snapshot=false"]
+        # JSON, so the boolean stays a boolean: the playbook's declared-input check refuses the
+        # string "false" that `-e key=false` would pass.
+        extra = ["-e", json.dumps({"cluster_k3s_version": UPGRADE_TO, "cluster_upgrade_snapshot": False})]
     else:
         lab.playbook("upgrade-prepare", lab.scenario_dir / "prepare.yml")
         target = lab.scenario["provisioner"]["inventory"]["group_vars"]["all"]["cluster_k3s_version"]
