@@ -1,4 +1,5 @@
-"""The Kubernetes reads and drains of k3s_server and k3s_upgrade with either client, through
+"""The Kubernetes reads and drains of k3s_server, k3s_upgrade and the day-2 playbooks' node reads
+(playbooks/tasks/cluster_nodes.yml) with either client, through
 ansible-playbook, against the Kubernetes API stand-in (tests/standins/k3s/standin/kubeapi.py) on 127.0.0.1.
 
 `controller` (the default, cluster_kube_client): kubernetes.core.k8s_info / k8s_drain on the controller with
