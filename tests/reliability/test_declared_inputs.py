@@ -63,6 +63,8 @@ CASES: List[Dict[str, Any]] = [
      "group_vars": {"cluster_upgrade_drain": "no"}, "variable": "cluster_upgrade_drain", "expect": '"no"'},
     {"id": "upgrade-platform-metrics-yes", "playbook": "playbooks/upgrade_platform.yml",
      "group_vars": {"platform_argocd_metrics": "yes"}, "variable": "platform_argocd_metrics", "expect": '"yes"'},
+    {"id": "upgrade-platform-kube-client-kubectl", "playbook": "playbooks/upgrade_platform.yml",
+     "group_vars": {"cluster_kube_client": "kubectl"}, "variable": "cluster_kube_client", "expect": '"kubectl"'},
     {"id": "rotate-validate-certs-maybe", "playbook": "playbooks/rotate_argocd_admin.yml",
      "extra_vars": {"gitops_validate_certs": "maybe"}, "variable": "gitops_validate_certs", "expect": '"maybe"'},
     {"id": "backup-fetch-dir-list", "playbook": "playbooks/etcd_backup.yml",
