@@ -96,6 +96,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 MOUNT_PREFIXES = ("/run/k3s", "/var/lib/kubelet/pods", "/var/lib/kubelet/plugins")
 NETNS_DIR = "/run/netns"
+SYS_NET = "/sys/class/net"
 LINKS = ("cni0", "flannel.1", "flannel-v6.1", "kube-ipvs0", "flannel-wg", "flannel-wg-v6")
 RULE_PATTERN = re.compile(r"KUBE-|CNI-|flannel", re.IGNORECASE)
 
@@ -280,9 +281,17 @@ class KillAll(object):
         if self.check:
             return
         for name in names:
-            # A cni0 port goes away with its namespace or bridge; only a link still there is deleted.
-            if os.path.exists(os.path.join("/sys/class/net", name)):
-                self.command([ip, "link", "delete", name])
+            self.delete_link(ip, name)
+
+    def delete_link(self, ip, name):
+        # A cni0 port goes away with its namespace, which the kernel tears down asynchronously after
+        # the last process and mount are gone: it can vanish between the listing and the delete.
+        if not os.path.exists(os.path.join(SYS_NET, name)):
+            return
+        rc, _out, err = self.module.run_command([ip, "link", "delete", name])
+        if rc != 0 and os.path.exists(os.path.join(SYS_NET, name)):
+            self.module.fail_json(msg="%s link delete %s failed (rc %d): %s" % (ip, name, rc, err.strip()),
+                                  **self.result)
 
     def rules(self):
         for tool in ("iptables", "ip6tables"):

@@ -204,7 +204,7 @@ def test_k3s_killall_cleans_it_all_and_keeps_other_rules(tmp_path: Path) -> None
     assert check["changed"] and len(check["killed"]) == 6 and not check.get("failed"), check
     assert out["after_check"] == out["started"] or out["after_check"]["processes"] == out["started"]["processes"]
     first = out["first"]
-    assert first["changed"] and not first.get("failed"), first
+    assert first["changed"] and not first.get("failed"), first.get("msg", first)
     after = out["after"]
     assert after["processes"] == {} and after["mounts"] == [] and after["netns"] == []
     assert not {"cni0", "flannel.1"} & set(after["links"]) and not [n for n in after["links"] if n.startswith("veth")]
