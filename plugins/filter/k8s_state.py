@@ -12,6 +12,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
+import calendar
+import math
+import re
+
 from ansible.errors import AnsibleFilterError
 from ansible_collections.dictamesh.k3s_gitops.plugins.plugin_utils.kubectl_json import (
     kubectl_items as _items,
@@ -74,7 +78,8 @@ def k8s_job_state(value, name, max_failures=2):
     """State of the Job `name` given `kubectl get jobs,pods -l ... -o json` (a List of the Job and
     its Pods) or the Job alone.
 
-    Returns a dict: state ('absent', 'running', 'complete', 'failed'), reason, failures, uid.
+    Returns a dict: state ('absent', 'running', 'complete', 'failed'), reason, failures, uid and
+    created (the Job's metadata.creationTimestamp, RFC 3339; '' when absent).
     A Job is failed when its Failed condition is True, or when its pods have failed
     `max_failures` times: helm-controller's jobs restart in place (restartPolicy OnFailure) with
     backoffLimit 1000, so a chart that cannot install would otherwise look 'running' for hours.
@@ -83,9 +88,10 @@ def k8s_job_state(value, name, max_failures=2):
     items = _items(listing)
     jobs = [i for i in items if i.get("kind") == "Job" and (i.get("metadata") or {}).get("name") == name]
     if not jobs:
-        return {"state": "absent", "reason": "job %s not found" % name, "failures": 0, "uid": ""}
+        return {"state": "absent", "reason": "job %s not found" % name, "failures": 0, "uid": "", "created": ""}
     job = jobs[0]
     uid = (job.get("metadata") or {}).get("uid") or ""
+    created = str((job.get("metadata") or {}).get("creationTimestamp") or "")
     status = job.get("status") or {}
     pods = [i for i in items if i.get("kind") == "Pod" and _pod_of(i, job)]
     failures, last_exit = int(status.get("failed") or 0), ""
@@ -95,17 +101,59 @@ def k8s_job_state(value, name, max_failures=2):
             failures += count
             last_exit = text or last_exit
     if k8s_condition(job, "Complete") == "True":
-        return {"state": "complete", "reason": "Complete", "failures": failures, "uid": uid}
+        return {"state": "complete", "reason": "Complete", "failures": failures, "uid": uid, "created": created}
     if k8s_condition(job, "Failed") == "True":
         return {"state": "failed", "reason": _condition_message(job, "Failed") or "Failed",
-                "failures": failures, "uid": uid}
+                "failures": failures, "uid": uid, "created": created}
     if failures >= int(max_failures) > 0:
-        return {"state": "failed", "uid": uid, "failures": failures,
+        return {"state": "failed", "uid": uid, "failures": failures, "created": created,
                 "reason": "its pod failed %d times, last with %s (the job keeps retrying)"
                           % (failures, last_exit or "an error")}
     reason = "running" if not failures else "running, %d failed attempt(s) so far, last with %s" % (
         failures, last_exit or "an error")
-    return {"state": "running", "reason": reason, "failures": failures, "uid": uid}
+    return {"state": "running", "reason": reason, "failures": failures, "uid": uid, "created": created}
+
+
+_RFC3339 = re.compile(r"^(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(\.\d+)?([Zz]|[+-]\d\d:\d\d)$")
+
+
+def _epoch(stamp):
+    """Whole seconds since the epoch of an RFC 3339 time (the API server's metav1.Time: seconds, 'Z')."""
+    match = _RFC3339.match(stamp.strip())
+    if not match:
+        raise AnsibleFilterError("k8s_job_predates: creationTimestamp %r is not an RFC 3339 time" % (stamp,))
+    seconds = calendar.timegm(tuple(int(match.group(i)) for i in range(1, 7)) + (0, 0, 0))
+    zone = match.group(8)
+    if zone not in ("Z", "z"):
+        offset = int(zone[1:3]) * 3600 + int(zone[4:6]) * 60
+        seconds -= offset if zone[0] == "+" else -offset
+    return seconds
+
+
+def k8s_job_predates(job_state, mtime):
+    """Whether the Job of `job_state` (a k8s_job_state result) was created before a file's
+    modification time `mtime` (seconds since the epoch: a number or the text of `stat -c %Y`).
+
+    True when the job exists and its creationTimestamp is in an earlier second than `mtime`: then
+    that job was made for an older content of the file and a new one is still to come. A job
+    created in the same second counts as newer (the API's timestamps have whole seconds; the file's
+    new content is read, applied and its job created after the write, so a tie is that job). False
+    when there is no job (absent, or not read) and when there is no file (`mtime` '', None, 'none'):
+    nothing to compare. An existing job without a creationTimestamp counts as older.
+    """
+    if not isinstance(job_state, dict):
+        raise AnsibleFilterError("k8s_job_predates: expected the result of k8s_job_state, got %s"
+                                 % type(job_state).__name__)
+    if job_state.get("state") not in ("running", "complete", "failed") or not job_state.get("uid"):
+        return False
+    if mtime is None or isinstance(mtime, bool) or str(mtime).strip().lower() in ("", "none"):
+        return False
+    try:
+        modified = int(math.floor(float(str(mtime).strip())))
+    except (ValueError, OverflowError):
+        raise AnsibleFilterError("k8s_job_predates: mtime must be seconds since the epoch, got %r" % (mtime,))
+    created = str(job_state.get("created") or "")
+    return not created or _epoch(created) < modified
 
 
 def _int(value):
@@ -362,6 +410,7 @@ class FilterModule:
             "k8s_condition_problem": k8s_condition_problem,
             "k8s_drain_outcome": k8s_drain_outcome,
             "k8s_drain_pending": k8s_drain_pending,
+            "k8s_job_predates": k8s_job_predates,
             "k8s_job_state": k8s_job_state,
             "k8s_nodes": k8s_nodes,
             "k8s_nodes_lagging": k8s_nodes_lagging,

@@ -52,13 +52,80 @@ def test_job_state(value, state):
 
 def test_job_state_reason_and_threshold():
     result = k8s_state.k8s_job_state(listing(job(active=1), pod(0, exit_code=2)), "helm-install-x", max_failures=1)
-    assert result == {"state": "failed", "uid": UID, "failures": 1,
+    assert result == {"state": "failed", "uid": UID, "failures": 1, "created": "",
                       "reason": "its pod failed 1 times, last with exit code 2 (Error) (the job keeps retrying)"}
     result = k8s_state.k8s_job_state(listing(job(active=1), pod(1, waiting=None)), "helm-install-x", max_failures=3)
     assert result["reason"] == "running, 1 failed attempt(s) so far, last with exit code 1 (Error)"
     failed = job([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "too many"}])
     assert k8s_state.k8s_job_state(failed, "helm-install-x")["reason"] == "BackoffLimitExceeded: too many"
     assert k8s_state.k8s_job_state(listing(job()), "helm-install-y")["state"] == "absent"
+
+
+def stamped(created, conditions=(), **status):
+    """A job whose metadata.creationTimestamp is `created`."""
+    obj = job(list(conditions), **status)
+    obj["metadata"]["creationTimestamp"] = created
+    return obj
+
+
+COMPLETE = [{"type": "Complete", "status": "True"}]
+# 2024-05-01T10:00:00Z
+T0 = 1714557600
+
+
+def test_job_state_carries_the_creation_timestamp():
+    result = k8s_state.k8s_job_state(listing(stamped("2024-05-01T10:00:00Z", COMPLETE, succeeded=1)), "helm-install-x")
+    assert result == {"state": "complete", "reason": "Complete", "failures": 0, "uid": UID,
+                      "created": "2024-05-01T10:00:00Z"}
+    assert k8s_state.k8s_job_state(listing(stamped("2024-05-01T10:00:00Z", active=1)), "helm-install-x")["created"] == (
+        "2024-05-01T10:00:00Z")
+    assert k8s_state.k8s_job_state("", "helm-install-x")["created"] == ""
+
+
+@pytest.mark.parametrize(("created", "mtime", "predates"), [
+    ("2024-05-01T10:00:00Z", T0 + 20, True),  # the manifest was written after the job: a new job is to come
+    ("2024-05-01T10:00:00Z", str(T0 + 1), True),  # stat -c %Y's text
+    ("2024-05-01T10:00:00Z", T0 + 1.0, True),
+    ("2024-05-01T10:00:00Z", T0 - 15, False),  # the job came after the write (the deploy controller's scan)
+    ("2024-05-01T10:00:00Z", T0, False),  # same second: at or after the write
+    ("2024-05-01T10:00:00Z", T0 + 0.9, False),  # an mtime with a fraction: the same second
+    ("2024-05-01T10:00:00Z", "%d\n" % T0, False),
+    ("2024-05-01T12:00:00+02:00", T0 + 1, True),  # an offset (the API writes Z)
+    ("2024-05-01T10:00:00.750Z", T0 + 1, True),
+    ("2024-05-01T10:00:01Z", T0 + 1, False),
+    ("", T0, True),  # an existing job without a creationTimestamp: cannot be shown newer
+])
+def test_job_predates(created, mtime, predates):
+    state = k8s_state.k8s_job_state(listing(stamped(created, COMPLETE, succeeded=1)), "helm-install-x")
+    assert k8s_state.k8s_job_predates(state, mtime) is predates
+
+
+@pytest.mark.parametrize("state", [
+    {"state": "absent", "reason": "job helm-install-x not found", "failures": 0, "uid": "", "created": ""},
+    {"state": "unknown", "reason": "connection refused", "failures": 0, "uid": ""},  # the role's unread job
+])
+def test_job_predates_without_a_job(state):
+    assert k8s_state.k8s_job_predates(state, T0 + 100) is False
+
+
+@pytest.mark.parametrize("mtime", ["", "none", None, " none\n"])
+def test_job_predates_without_a_manifest(mtime):
+    # Nothing on disk before the write: the write that follows is a change, waited for as one.
+    state = k8s_state.k8s_job_state(listing(stamped("2024-05-01T10:00:00Z", COMPLETE)), "helm-install-x")
+    assert k8s_state.k8s_job_predates(state, mtime) is False
+
+
+def test_job_predates_bad_input():
+    state = k8s_state.k8s_job_state(listing(stamped("2024-05-01T10:00:00Z", COMPLETE)), "helm-install-x")
+    with pytest.raises(AnsibleFilterError, match="mtime must be seconds since the epoch, got 'yesterday'"):
+        k8s_state.k8s_job_predates(state, "yesterday")
+    with pytest.raises(AnsibleFilterError, match="seconds since the epoch"):
+        k8s_state.k8s_job_predates(state, "inf")
+    with pytest.raises(AnsibleFilterError, match="expected the result of k8s_job_state, got str"):
+        k8s_state.k8s_job_predates("{}", T0)
+    bad = dict(state, created="May 1st")
+    with pytest.raises(AnsibleFilterError, match="creationTimestamp 'May 1st' is not an RFC 3339 time"):
+        k8s_state.k8s_job_predates(bad, T0)
 
 
 def deployment(generation=1, observed=1, replicas=1, updated=1, available=1, total=None, conditions=None):
@@ -149,7 +216,8 @@ def test_condition_problem():
 
 
 def test_filters_registered():
-    assert set(k8s_state.FilterModule().filters()) == {"k8s_condition", "k8s_job_state", "k8s_workload_state",
+    assert set(k8s_state.FilterModule().filters()) == {"k8s_condition", "k8s_job_state", "k8s_job_predates",
+                                                       "k8s_workload_state",
                                                        "k8s_rollout_problem", "k8s_condition_problem",
                                                        "k8s_nodes", "k8s_nodes_lagging", "k8s_rollouts_state",
                                                        "k8s_rollouts_problems", "k8s_drain_outcome",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -120,3 +121,34 @@ def test_missing_workload_is_named_after_the_timeout(make_site, tmp_path):
     assert result.returncode != 0
     assert "not rolled out within 4 s: cert-manager/statefulset/no-such-thing: does not exist" in result.stdout, \
         result.stdout[-3000:]
+
+
+def test_rerun_after_a_run_stopped_right_after_a_changed_write_waits_for_the_new_job(make_site, tmp_path, monkeypatch):
+    # A run wrote a CHANGED manifest and stopped before K3S's deploy controller applied it (it scans
+    # every 15 s: k3s pkg/deploy/controller.go). The re-run's write changes nothing and the job it
+    # reads is the previous spec's, still complete: only its creationTimestamp, older than the
+    # manifest's mtime, tells it that helm-controller has yet to replace it (chart.go jobPatcher).
+    site, log = logged_site(make_site, tmp_path)
+    manifest = site.manifests / "cert-manager.yaml"
+    result, _seconds = site.helm_chart("cert-manager", helm_chart_timeout=60, helm_chart_rollouts=ROLLOUTS)
+    assert result.returncode == 0, result.stdout[-3000:]
+    old_uid = job_uid(site)
+    # From now on the deploy controller scans every 20 s (at least 19 s after its last scan): the
+    # re-run reads the jobs long before the changed manifest is applied.
+    monkeypatch.setenv("K3S_STANDIN_SCAN_INTERVAL", "20")
+    time.sleep(1.1)  # the manifest's mtime is a later second than the old job's creationTimestamp
+    changed = CHART.format(name="cert-manager").replace("enabled: true", "enabled: true\n    replicaCount: 1")
+    manifest.write_text(changed)
+    manifest.chmod(0o600)
+    assert job_uid(site) == old_uid  # not applied yet: the old job is still there, complete
+    log.unlink()
+    result, _seconds = site.helm_chart("cert-manager", helm_chart_timeout=60, helm_chart_rollouts=ROLLOUTS,
+                                       helm_chart_manifest_content=changed)
+    assert result.returncode == 0 and "changed=0" in result.stdout, result.stdout[-3000:]
+    assert job_uid(site) not in ("", old_uid), "the re-run returned before helm-controller replaced the old job"
+    job = json.loads(site.kubectl("-n", "kube-system", "get", "job", "helm-install-cert-manager", "-o", "json").stdout)
+    assert any(c["type"] == "Complete" and c["status"] == "True" for c in job["status"].get("conditions", [])), \
+        "the re-run returned before the new install completed"
+    assert rolled_out(site), "the re-run returned before the new generation rolled out"
+    verbs = [call[2:4] for call in calls(log)]
+    assert ["get", "deployments,daemonsets,statefulsets"] in verbs, calls(log)
