@@ -17,8 +17,11 @@ APT_PACKAGES := qemu-system-x86 qemu-utils debootstrap openssh-client openssl gi
 MOLECULE_SCENARIOS ?= default site nodes
 MOLECULE_ALL := smoke default ha site upgrade nodes restore
 PLAYBOOKS := site.yml $(wildcard playbooks/*.yml)
+# Wall seconds of each tier of `make test`, printed at its end (CI's budget is 90 minutes).
+TIER_SECONDS := build/tier-seconds.txt
+timed = start=$$(date +%s); $(1); mkdir -p build; echo "$(2) $$(( $$(date +%s) - start )) s" >> $(TIER_SECONDS)
 
-.PHONY: help deps venv lint sanity unit integration reliability syntax molecule molecule-all test lab lab-down bench build docs ee clean
+.PHONY: help deps venv lint sanity unit integration reliability syntax molecule molecule-all test tier-seconds-reset lab lab-down bench build docs ee clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -49,35 +52,39 @@ $(VENV)-s3/.installed: requirements-s3.txt
 venv: $(VENV)/.installed $(VENV)-s3/.installed .collections/ansible_collections/dictamesh/k3s_gitops  ## Python toolchain in .venv (moto, the S3 test server, in .venv-s3)
 
 lint: venv  ## yamllint, ansible-lint (production profile), antsibull-docs lint of the plugin and role docs
-	$(BIN)/yamllint --strict .
-	$(BIN)/ansible-lint --profile production
-	$(BIN)/antsibull-docs lint-collection-docs --plugin-docs .
+	$(call timed,$(BIN)/yamllint --strict . && $(BIN)/ansible-lint --profile production \
+	  && $(BIN)/antsibull-docs lint-collection-docs --plugin-docs .,lint)
 
 sanity: venv  ## ansible-test sanity in a temporary ansible_collections tree
-	tests/sanity.sh
+	$(call timed,tests/sanity.sh,sanity)
 
 unit: venv  ## pytest unit tests
-	$(BIN)/pytest -q tests/unit
+	$(call timed,$(BIN)/pytest -q tests/unit,unit)
 
 integration: venv  ## module and stand-in tests through ansible-playbook
-	@if [ -d tests/integration ]; then $(BIN)/pytest -q tests/integration; else echo "no integration tests"; fi
+	$(call timed,$(BIN)/pytest -q tests/integration,integration)
 
 reliability: venv  ## bad inputs, secret-leak scan, fault cases (figures: docs/RELIABILITY.md)
-	$(BIN)/pytest -q tests/reliability
+	$(call timed,$(BIN)/pytest -q tests/reliability,reliability)
 
 syntax: venv  ## --syntax-check of every playbook
-	for p in $(PLAYBOOKS); do $(BIN)/ansible-playbook --syntax-check -i inventories/prod $$p; done
+	$(call timed,for p in $(PLAYBOOKS); do $(BIN)/ansible-playbook --syntax-check -i inventories/prod $$p; done,syntax)
 
 molecule: deps venv  ## molecule scenarios on VMs (MOLECULE_SCENARIOS), one after another
 	for s in $(MOLECULE_SCENARIOS); do \
 	  start=$$(date +%s); echo "== molecule $$s"; $(BIN)/molecule test -s $$s; \
 	  echo "== molecule $$s passed in $$(( $$(date +%s) - start )) s"; \
+	  mkdir -p build; echo "molecule $$s $$(( $$(date +%s) - start )) s" >> $(TIER_SECONDS); \
 	done
 
 molecule-all: deps venv  ## every molecule scenario (several hours under software emulation)
 	$(MAKE) molecule MOLECULE_SCENARIOS="$(MOLECULE_ALL)"
 
-test: deps venv lint sanity unit integration reliability syntax molecule  ## Every test tier (what CI runs)
+test: tier-seconds-reset deps venv lint sanity unit integration reliability syntax molecule  ## Every test tier (what CI runs)
+	@echo "== seconds per tier:"; cat $(TIER_SECONDS)
+
+tier-seconds-reset:
+	@rm -f $(TIER_SECONDS)
 
 # make lab checks first (seconds, nothing booted) that the VMs will find K3S; offline: LAB_MIRROR=1 with a
 # filled mirror, or LAB_STANDIN=1 for a try-out on the K3S test stand-in (docs/lab.md "Without internet").
