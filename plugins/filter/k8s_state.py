@@ -20,6 +20,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.dictamesh.k3s_gitops.plugins.plugin_utils.kubectl_json import (
     kubectl_items as _items,
     load_kubectl_json as _load,
+    read_error as _read_error,
 )
 
 try:
@@ -299,22 +300,71 @@ def k8s_rollouts_problems(result, wanted):
             if state["state"] != "ready"]
 
 
-def k8s_condition_problem(result, condition_type="Ready"):
-    """'' when a registered `kubectl get <kind> <name> --ignore-not-found -o json` loop result shows
-    the condition True, else '<item>: <why>' (not found, or the condition's status and message)."""
-    if not isinstance(result, dict):
-        raise AnsibleFilterError("k8s_condition_problem: expected a registered loop result, got %s"
-                                 % type(result).__name__)
-    label = result.get("item", "?")
-    if result.get("rc") != 0:
-        return "%s: %s" % (label, str(result.get("stderr") or result.get("msg") or "kubectl failed").strip())
-    if not str(result.get("stdout") or "").strip():
-        return "%s: not found (its manifest was not applied)" % label
-    status = k8s_condition(result["stdout"], condition_type)
-    if status == "True":
-        return ""
-    message = k8s_condition(result["stdout"], condition_type, "message")
-    return ("%s: %s=%s %s" % (label, condition_type, status or "unknown", message)).strip()
+def k8s_conditions_problems(value, names, condition_type="Ready"):
+    """Problems ('<name>: <why>', in the order of `names`) of the named objects in one listing of
+    their kind (the registered result of kubernetes.core.k8s_info, or of `kubectl get <kind> -o json`):
+    not found (its manifest not applied yet), or the condition not True with its message; [] when all
+    are. A failed read gives every name its error."""
+    if isinstance(names, string_types) or not isinstance(names, (list, tuple)):
+        raise AnsibleFilterError("k8s_conditions_problems: expected a list of names, got %s" % type(names).__name__)
+    why = _read_error(value)
+    if why is not None:
+        return ["%s: %s" % (name, why) for name in names]
+    found = dict((str((obj.get("metadata") or {}).get("name")), obj)
+                 for obj in _items(_load(value, "k8s_conditions_problems")))
+    problems = []
+    for name in names:
+        obj = found.get(str(name))
+        if obj is None:
+            problems.append("%s: not found (its manifest was not applied)" % name)
+            continue
+        status = k8s_condition(obj, condition_type)
+        if status != "True":
+            message = k8s_condition(obj, condition_type, "message")
+            problems.append(("%s: %s=%s %s" % (name, condition_type, status or "unknown", message)).strip())
+    return problems
+
+
+# kubernetes/kubernetes pkg/apis/storage/util/helpers.go (IsDefaultAnnotation): a class is a default
+# when either annotation is "true".
+_DEFAULT_CLASS_ANNOTATIONS = ("storageclass.kubernetes.io/is-default-class",
+                              "storageclass.beta.kubernetes.io/is-default-class")
+
+
+def k8s_storage_classes(value):
+    """{'names': [...], 'defaults': [...]} (sorted) of a StorageClass listing (the registered result of
+    kubernetes.core.k8s_info or of `kubectl get storageclass -o json`); 'defaults' are the classes
+    annotated as the default."""
+    names, defaults = [], []
+    for obj in _items(_load(value, "k8s_storage_classes")):
+        meta = obj.get("metadata") or {}
+        name = str(meta.get("name") or "")
+        names.append(name)
+        annotations = meta.get("annotations") or {}
+        if any(str(annotations.get(key, "")) == "true" for key in _DEFAULT_CLASS_ANNOTATIONS):
+            defaults.append(name)
+    return {"names": sorted(names), "defaults": sorted(defaults)}
+
+
+def k8s_storage_class_problems(value, names, defaults):
+    """What keeps a StorageClass listing (as for k8s_storage_classes) from holding every class of
+    `names` with exactly the classes of `defaults` as the default: ['missing: <names>',
+    'default: <found> instead of <wanted>'], [] when it does. A failed read is its error."""
+    for arg, label in ((names, "names"), (defaults, "defaults")):
+        if isinstance(arg, string_types) or not isinstance(arg, (list, tuple)):
+            raise AnsibleFilterError("k8s_storage_class_problems: %s must be a list, got %s" % (label, type(arg).__name__))
+    why = _read_error(value)
+    if why is not None:
+        return [why]
+    classes = k8s_storage_classes(value)
+    problems = []
+    missing = [str(name) for name in names if str(name) not in classes["names"]]
+    if missing:
+        problems.append("missing: %s" % ", ".join(missing))
+    wanted = sorted(str(name) for name in defaults)
+    if classes["defaults"] != wanted:
+        problems.append("default: %s instead of %s" % (", ".join(classes["defaults"]) or "none", ", ".join(wanted) or "none"))
+    return problems
 
 
 def _node(obj):
@@ -407,7 +457,7 @@ class FilterModule:
     def filters(self):
         return {
             "k8s_condition": k8s_condition,
-            "k8s_condition_problem": k8s_condition_problem,
+            "k8s_conditions_problems": k8s_conditions_problems,
             "k8s_drain_outcome": k8s_drain_outcome,
             "k8s_drain_pending": k8s_drain_pending,
             "k8s_job_predates": k8s_job_predates,
@@ -417,5 +467,7 @@ class FilterModule:
             "k8s_rollout_problem": k8s_rollout_problem,
             "k8s_rollouts_problems": k8s_rollouts_problems,
             "k8s_rollouts_state": k8s_rollouts_state,
+            "k8s_storage_class_problems": k8s_storage_class_problems,
+            "k8s_storage_classes": k8s_storage_classes,
             "k8s_workload_state": k8s_workload_state,
         }

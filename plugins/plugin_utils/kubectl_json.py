@@ -32,6 +32,19 @@ def _registered(value):
     return value
 
 
+def read_error(value):
+    """The error of a registered read that got no answer (a command with a non-zero rc, or a
+    kubernetes.core.k8s_info call that failed), else None. A read that answered but whose `until`
+    retries ran out is marked failed too: its answer counts, not that mark."""
+    if not isinstance(value, dict):
+        return None
+    if "rc" in value:
+        return None if value["rc"] == 0 else str(value.get("stderr") or value.get("msg") or "kubectl failed").strip()
+    if isinstance(value.get("resources"), list) or not value.get("failed"):
+        return None
+    return str(value.get("msg") or "the read failed").strip()
+
+
 def load_kubectl_json(value, what):
     """A kubectl -o json answer (string or mapping), or the registered result of a `kubectl -o json`
     command or of kubernetes.core.k8s_info, as a mapping; '' (--ignore-not-found, nothing found) and

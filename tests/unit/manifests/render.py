@@ -75,6 +75,15 @@ def platform_role_vars() -> dict[str, dict[str, Any]]:
     return out
 
 
+def platform_vars_files() -> list[str]:
+    """The vars_files of those plays (absolute paths): the mapping reads names they define."""
+    out: list[str] = []
+    for playbook in ("platform.yml", "gitops_bootstrap.yml"):
+        play = yaml.safe_load((REPO / "playbooks" / playbook).read_text())[0]
+        out += [str(REPO / "playbooks" / f) for f in play.get("vars_files", []) if str(REPO / "playbooks" / f) not in out]
+    return out
+
+
 def _parse_recap(output: str) -> dict[str, int]:
     for line in output.splitlines():
         if line.startswith("testhost") and "ok=" in line:
@@ -115,8 +124,10 @@ def render(tmp: Path, *, inventory_env: str | None, extra: dict[str, Any] | None
                     "content": "{{ %s | to_nice_yaml }}" % var, "dest": str(manifests / name),
                     "mode": "0600"}, "vars": role_vars})
     playbook = tmp / "render.yml"
-    playbook.write_text(yaml.safe_dump([{"name": "Render", "hosts": "k3s_servers[0]",
-                                         "gather_facts": False, "tasks": tasks}], sort_keys=False))
+    play = {"name": "Render", "hosts": "k3s_servers[0]", "gather_facts": False, "tasks": tasks}
+    if inventory_env:
+        play["vars_files"] = platform_vars_files()
+    playbook.write_text(yaml.safe_dump([play], sort_keys=False))
     extra_vars = dict(SECRETS)
     if not inventory_env:
         extra_vars.update(REQUIRED_INPUTS)

@@ -202,23 +202,66 @@ def test_rollout_problem():
         k8s_state.k8s_rollout_problem("x")
 
 
-def test_condition_problem():
-    ready = {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}
-    not_ready = {"status": {"conditions": [{"type": "Ready", "status": "False", "message": "ACME unreachable"}]}}
-    assert k8s_state.k8s_condition_problem({"item": "ca", "rc": 0, "stdout": json.dumps(ready)}) == ""
-    assert k8s_state.k8s_condition_problem({"item": "le", "rc": 0, "stdout": json.dumps(not_ready)}) == (
-        "le: Ready=False ACME unreachable")
-    assert k8s_state.k8s_condition_problem({"item": "x", "rc": 0, "stdout": "{}"}) == "x: Ready=unknown"
-    assert k8s_state.k8s_condition_problem({"item": "x", "rc": 0, "stdout": ""}) == (
-        "x: not found (its manifest was not applied)")
-    assert k8s_state.k8s_condition_problem({"item": "x", "rc": 1, "stderr": "Unable to connect\n"}) == (
-        "x: Unable to connect")
+def _issuer(name, status=None, message=""):
+    obj = {"kind": "ClusterIssuer", "metadata": {"name": name}, "status": {}}
+    if status:
+        obj["status"]["conditions"] = [{"type": "Ready", "status": status, "message": message}]
+    return obj
+
+
+def test_conditions_problems_from_either_client():
+    listing = {"kind": "List", "items": [_issuer("ca", "True"), _issuer("le", "False", "ACME unreachable"),
+                                         _issuer("new")]}
+    names = ["le", "ca", "new", "absent"]
+    expected = ["le: Ready=False ACME unreachable", "new: Ready=unknown", "absent: not found (its manifest was not applied)"]
+    command = {"rc": 0, "stdout": json.dumps(listing), "changed": False}
+    k8s_info = {"resources": listing["items"], "api_found": True, "changed": False, "failed": False}
+    assert k8s_state.k8s_conditions_problems(command, names) == expected
+    assert k8s_state.k8s_conditions_problems(k8s_info, names) == expected
+    assert k8s_state.k8s_conditions_problems(k8s_info, ["ca"]) == []
+    assert k8s_state.k8s_conditions_problems({"resources": [], "failed": False}, ["ca"]) == [
+        "ca: not found (its manifest was not applied)"]
+    # `until` retries ran out: Ansible marks the last answer failed; the answer still says why
+    assert k8s_state.k8s_conditions_problems(dict(k8s_info, failed=True, attempts=3), names) == expected
+    assert k8s_state.k8s_conditions_problems(dict(command, failed=True, attempts=3), names) == expected
+
+
+def test_conditions_problems_of_a_failed_read_name_every_object():
+    assert k8s_state.k8s_conditions_problems({"rc": 1, "stdout": "", "stderr": "Unable to connect\n"}, ["a", "b"]) == [
+        "a: Unable to connect", "b: Unable to connect"]
+    assert k8s_state.k8s_conditions_problems({"failed": True, "msg": "Failed to get client"}, ["a"]) == [
+        "a: Failed to get client"]
+    with pytest.raises(AnsibleFilterError, match="expected a list of names"):
+        k8s_state.k8s_conditions_problems({"resources": []}, "ca")
+
+
+def test_storage_classes_and_their_defaults():
+    def sc(name, annotations=None):
+        return {"kind": "StorageClass", "metadata": {"name": name, "annotations": annotations or {}}}
+    listing = [sc("local-path", {"storageclass.kubernetes.io/is-default-class": "false"}),
+               sc("longhorn", {"storageclass.kubernetes.io/is-default-class": "true"}),
+               sc("old", {"storageclass.beta.kubernetes.io/is-default-class": "true"}),
+               sc("longhorn-retain")]
+    expected = {"names": ["local-path", "longhorn", "longhorn-retain", "old"], "defaults": ["longhorn", "old"]}
+    assert k8s_state.k8s_storage_classes({"resources": listing, "failed": False}) == expected
+    assert k8s_state.k8s_storage_classes({"rc": 0, "stdout": json.dumps({"kind": "List", "items": listing})}) == expected
+    assert k8s_state.k8s_storage_classes({"resources": []}) == {"names": [], "defaults": []}
+    problems = k8s_state.k8s_storage_class_problems
+    command = {"rc": 0, "stdout": json.dumps({"kind": "List", "items": listing})}
+    assert problems(command, ["longhorn", "longhorn-retain"], ["old", "longhorn"]) == []
+    assert problems(command, ["longhorn", "longhorn-retain", "fast"], ["longhorn"]) == [
+        "missing: fast", "default: longhorn, old instead of longhorn"]
+    assert problems({"resources": []}, ["longhorn"], ["longhorn"]) == ["missing: longhorn", "default: none instead of longhorn"]
+    assert problems({"rc": 1, "stdout": "", "stderr": "connection refused\n"}, [], []) == ["connection refused"]
+    with pytest.raises(AnsibleFilterError, match="defaults must be a list"):
+        problems(command, ["longhorn"], "longhorn")
 
 
 def test_filters_registered():
     assert set(k8s_state.FilterModule().filters()) == {"k8s_condition", "k8s_job_state", "k8s_job_predates",
                                                        "k8s_workload_state",
-                                                       "k8s_rollout_problem", "k8s_condition_problem",
+                                                       "k8s_rollout_problem", "k8s_conditions_problems",
                                                        "k8s_nodes", "k8s_nodes_lagging", "k8s_rollouts_state",
                                                        "k8s_rollouts_problems", "k8s_drain_outcome",
-                                                       "k8s_drain_pending"}
+                                                       "k8s_drain_pending", "k8s_storage_classes",
+                                                       "k8s_storage_class_problems"}

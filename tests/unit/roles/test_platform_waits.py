@@ -61,9 +61,9 @@ class Site:
                 monkeypatch.delenv(name, raising=False)
         served = local_api.serve(str(root / "tls"))
         self.api = served.server
-        kubeconfig = root / "kubeconfig"
-        kubeconfig.write_text(served.kubeconfig)
-        self.kubectl_cmd = "%s --kubeconfig %s" % (KUBECTL, kubeconfig)
+        self.kubeconfig = root / "kubeconfig"
+        self.kubeconfig.write_text(served.kubeconfig)
+        self.kubectl_cmd = "%s --kubeconfig %s" % (KUBECTL, self.kubeconfig)
         self.root = root
         self.env = dict(os.environ, HOME=str(root))
         self.stop = threading.Event()
@@ -169,7 +169,8 @@ def test_rollout_that_does_not_finish_fails_with_its_state(make_site):
         result.stdout[-3000:]
 
 
-def test_clusterissuers_waited_for_until_the_scan_applies_them(make_site):
+@pytest.mark.parametrize("client", ["controller", "server"])
+def test_clusterissuers_waited_for_until_the_scan_applies_them(make_site, client):
     site = make_site({"K3S_STANDIN_HELM_DELAY": "0.5"})  # K3S's 15 s scan interval
     (site.manifests / "cert-manager.yaml").write_text(CHART.format(name="cert-manager"))
     site.start()  # K3S starts: its first scan applies the chart
@@ -180,9 +181,51 @@ def test_clusterissuers_waited_for_until_the_scan_applies_them(make_site):
     tasks = ("    - ansible.builtin.include_role:\n        name: dictamesh.k3s_gitops.cert_manager\n"
              "        tasks_from: issuers.yml\n")
     result, seconds = site.play(tasks, {
-        "cert_manager_kubectl": site.kubectl_cmd, "cert_manager_manifests_dir": str(site.manifests),
-        "cert_manager_letsencrypt_enabled": False, "cert_manager_wait_timeout": 40})
+        # the controller client must not need kubectl: a kubectl that always fails proves it
+        "cert_manager_kubectl": site.kubectl_cmd if client == "server" else "/bin/false",
+        "cert_manager_manifests_dir": str(site.manifests),
+        "cert_manager_letsencrypt_enabled": False, "cert_manager_wait_timeout": 40,
+        "cert_manager_kube_client": client, "cert_manager_kubeconfig_path": str(site.kubeconfig)})
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert seconds < 40
     ready = site.kubectl("get", "clusterissuer", "dictamesh-ca", "-o", "jsonpath={.status.conditions[0].status}")
     assert ready.stdout == "True"
+
+
+LONGHORN_CLASS = """apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: longhorn
+  annotations:
+    storageclass.kubernetes.io/is-default-class: "true"
+provisioner: driver.longhorn.io
+"""
+
+
+@pytest.mark.parametrize("client", ["controller", "server"])
+def test_storage_classes_settled_local_path_demoted_and_a_rerun_reads_once(make_site, client):
+    site = make_site({})
+    site.start()  # K3S's local-path class, the default
+    assert site.kubectl("get", "storageclass", "local-path").returncode == 0
+    (site.root / "longhorn-class.yaml").write_text(LONGHORN_CLASS)  # as the chart makes it
+    assert site.kubectl("apply", "-f", str(site.root / "longhorn-class.yaml")).returncode == 0
+    tasks = ("    - ansible.builtin.include_role:\n        name: dictamesh.k3s_gitops.longhorn\n"
+             "        tasks_from: default_class.yml\n")
+    extra = {"longhorn_kubectl": site.kubectl_cmd if client == "server" else "/bin/false", "longhorn_local_path": "demote", "longhorn_wait_timeout": 20,
+             "longhorn_storage_classes": [{"name": "longhorn", "default": True}],
+             "longhorn_kube_client": client, "longhorn_kubeconfig_path": str(site.kubeconfig)}
+    result, _seconds = site.play(tasks, extra)
+    assert result.returncode == 0 and "changed=1" in result.stdout, (result.stdout + result.stderr)[-3000:]
+    annotation = site.kubectl("get", "storageclass", "local-path", "-o",
+                              "jsonpath={.metadata.annotations.storageclass\\.kubernetes\\.io/is-default-class}")
+    assert annotation.stdout == "false"
+    result, _seconds = site.play(tasks, extra)
+    assert result.returncode == 0 and "changed=0" in result.stdout, result.stdout[-3000:]
+    waits = [block for block in result.stdout.split("TASK [")[1:] if block.startswith(
+        "dictamesh.k3s_gitops.longhorn : Wait until every StorageClass exists")]
+    assert len(waits) == 2 and all("skipping: [localhost]" in w and "ok: [localhost]" not in w for w in waits), \
+        "a re-run with nothing to settle polled again: %s" % waits
+    result, _seconds = site.play(tasks, dict(extra, longhorn_wait_timeout=10, longhorn_storage_classes=[
+        {"name": "longhorn", "default": True}, {"name": "longhorn-retain"}]))
+    assert result.returncode != 0
+    assert "StorageClasses after 10 s: missing: longhorn-retain" in result.stdout, result.stdout[-3000:]
