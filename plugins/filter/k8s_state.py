@@ -376,6 +376,12 @@ def _node(obj):
             "unschedulable": bool((obj.get("spec") or {}).get("unschedulable"))}
 
 
+def k8s_objects(value):
+    """The objects of a read by either client (kubernetes.core.k8s_info's registered result, or a
+    `kubectl get ... --ignore-not-found -o json` command's): [] when it found nothing."""
+    return _items(_load(value, "k8s_objects"))
+
+
 def k8s_nodes(value):
     """The Nodes of `kubectl get nodes -o json` (or of `get node <name> --ignore-not-found -o json`,
     '' when not found) as a list of {name, ready, version, unschedulable}.
@@ -463,6 +469,7 @@ class FilterModule:
             "k8s_job_predates": k8s_job_predates,
             "k8s_job_state": k8s_job_state,
             "k8s_nodes": k8s_nodes,
+            "k8s_objects": k8s_objects,
             "k8s_nodes_lagging": k8s_nodes_lagging,
             "k8s_rollout_problem": k8s_rollout_problem,
             "k8s_rollouts_problems": k8s_rollouts_problems,

@@ -66,8 +66,8 @@ def load_kubectl_json(value, what):
 
 
 def kubectl_items(data):
-    """The objects of an answer: a List's items, or the one object; [] for None."""
-    if data is None:
+    """The objects of an answer: a List's items, or the one object; [] for None or an empty mapping."""
+    if not data:
         return []
     if data.get("kind") == "List" or "items" in data:
         return [i for i in data.get("items") or [] if isinstance(i, dict)]

@@ -49,7 +49,7 @@ def setup(tmp_path: Path, standin: ArgoCDStandIn, mode: str, base_path: str = ""
         "platform_ingress_class": "traefik" if mode == "traefik" else "nginx",
         "platform_argocd_cluster_issuer": "letsencrypt-prod", "platform_argocd_extra_accounts": [],
         "platform_argocd_metrics": False,
-        "argocd_manifests_dir": str(manifests), "argocd_kubectl": str(kubectl),
+        "argocd_manifests_dir": str(manifests), "argocd_kubectl": str(kubectl), "cluster_kube_client": "server",
         "gitops_bootstrap_kubectl": str(kubectl), "gitops_bootstrap_api_timeout": 10,
         "gitops_base_path": base_path,
     }

@@ -165,10 +165,11 @@ def test_dashboard_model_is_what_the_sidecar_provisions():
 # --- the role writes it --------------------------------------------------------------------------
 
 FAKE_KUBECTL = """#!/bin/sh
-# `kubectl get <kind> <name> --ignore-not-found -o name`: kind/name when it exists, nothing otherwise.
-case "$2 $3" in
-  "crd servicemonitors.monitoring.coreos.com") [ -n "{crd}" ] && echo customresourcedefinition.apiextensions.k8s.io/$3 ;;
-  "namespace "*) for ns in {namespaces}; do [ "$ns" = "$3" ] && echo namespace/$3; done ;;
+# `kubectl get <kind> <name> --ignore-not-found -o json`: the object when it exists, nothing otherwise.
+case "$1 $2" in
+  "get crd") [ "$3" = servicemonitors.monitoring.coreos.com ] && [ -n "{crd}" ] \\
+    && echo '{"kind": "CustomResourceDefinition", "metadata": {"name": "'$3'"}}' ;;
+  "get namespace") for ns in {namespaces}; do [ "$ns" = "$3" ] && echo '{"kind": "Namespace", "metadata": {"name": "'$3'"}}'; done ;;
   *) echo "unexpected kubectl call: $*" >&2; exit 1 ;;
 esac
 exit 0
@@ -194,7 +195,7 @@ def run_role(tmp: Path, *, crd: bool, namespaces: list[str], manifests: Path | N
                        .replace("{namespaces}", " ".join(namespaces)))
     kubectl.chmod(0o755)
     return render.render(tmp, inventory_env=None, roles=["argocd"], manifests=manifests,
-                         extra=dict({"argocd_kubectl": str(kubectl)}, **extra))
+                         extra=dict({"argocd_kubectl": str(kubectl), "argocd_kube_client": "server"}, **extra))
 
 
 @pytest.fixture(scope="module")

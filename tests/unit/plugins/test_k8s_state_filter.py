@@ -235,6 +235,16 @@ def test_conditions_problems_of_a_failed_read_name_every_object():
         k8s_state.k8s_conditions_problems({"resources": []}, "ca")
 
 
+def test_objects_of_either_client_and_nothing_found():
+    secret = {"kind": "Secret", "metadata": {"name": "argocd-initial-admin-secret"}}
+    assert k8s_state.k8s_objects({"resources": [secret], "failed": False}) == [secret]
+    assert k8s_state.k8s_objects({"rc": 0, "stdout": json.dumps(secret)}) == [secret]
+    assert k8s_state.k8s_objects({"rc": 0, "stdout": ""}) == []  # --ignore-not-found
+    assert k8s_state.k8s_objects({"resources": [], "failed": False}) == []
+    assert k8s_state.k8s_objects({"skipped": True, "changed": False}) == []
+    assert k8s_state.k8s_objects({}) == []  # a read that did not run (`default({})`)
+
+
 def test_storage_classes_and_their_defaults():
     def sc(name, annotations=None):
         return {"kind": "StorageClass", "metadata": {"name": name, "annotations": annotations or {}}}
@@ -263,5 +273,5 @@ def test_filters_registered():
                                                        "k8s_rollout_problem", "k8s_conditions_problems",
                                                        "k8s_nodes", "k8s_nodes_lagging", "k8s_rollouts_state",
                                                        "k8s_rollouts_problems", "k8s_drain_outcome",
-                                                       "k8s_drain_pending", "k8s_storage_classes",
+                                                       "k8s_drain_pending", "k8s_storage_classes", "k8s_objects",
                                                        "k8s_storage_class_problems"}
