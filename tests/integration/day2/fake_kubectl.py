@@ -20,6 +20,7 @@ import json
 import os
 import ssl
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -63,6 +64,19 @@ ARGOCD_WORKLOADS = [("Deployment", "argocd-server"), ("Deployment", "argocd-repo
                     ("Deployment", "argocd-redis"), ("StatefulSet", "argocd-application-controller")]
 
 
+def job(cfg: dict) -> dict:
+    """The helm-install job of the current manifest ({} without one). helm-controller makes it after
+    K3S applied the file, so it is not older than the file: creationTimestamp is the file's mtime
+    (the role's re-run skip compares the two: roles/helm_chart/vars/main.yml)."""
+    uid = apply_chart(cfg)
+    if not uid:
+        return {}
+    mtime = (Path(cfg["manifests_dir"]) / "argocd.yaml").stat().st_mtime
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(mtime))
+    return {"kind": "Job", "metadata": {"name": "helm-install-argocd", "uid": uid, "creationTimestamp": created},
+            "status": {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}}
+
+
 def rolled_out(kind: str, name: str) -> dict:
     return {"kind": kind, "metadata": {"name": name, "namespace": "argocd", "generation": 1},
             "spec": {"replicas": 1}, "status": {
@@ -90,19 +104,16 @@ def main(argv: list) -> int:
         sys.stdout.write("true" if cfg["insecure"] else "")
         return 0
     if verb == "get" and args[1:3] == ["job", "helm-install-argocd"]:
-        uid = apply_chart(cfg)
+        current = job(cfg)
         if "-o" in args and args[args.index("-o") + 1] == "json":
-            if uid:
-                print(json.dumps({"kind": "Job", "metadata": {"name": "helm-install-argocd", "uid": uid},
-                                  "status": {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}}))
+            if current:
+                print(json.dumps(current))
             return 0
-        sys.stdout.write(uid)
+        sys.stdout.write(current.get("metadata", {}).get("uid", ""))
         return 0
     if verb == "get" and args[1] == "jobs,pods" and "helmcharts.helm.cattle.io/chart=argocd" in args:
-        uid = apply_chart(cfg)
-        items = [{"kind": "Job", "metadata": {"name": "helm-install-argocd", "uid": uid},
-                  "status": {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}}] if uid else []
-        print(json.dumps({"kind": "List", "apiVersion": "v1", "items": items}))
+        current = job(cfg)
+        print(json.dumps({"kind": "List", "apiVersion": "v1", "items": [current] if current else []}))
         return 0
     if verb == "wait" and "job/helm-install-argocd" in args:
         apply_chart(cfg)
