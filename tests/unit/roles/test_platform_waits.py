@@ -229,3 +229,38 @@ def test_storage_classes_settled_local_path_demoted_and_a_rerun_reads_once(make_
         {"name": "longhorn", "default": True}, {"name": "longhorn-retain"}]))
     assert result.returncode != 0
     assert "StorageClasses after 10 s: missing: longhorn-retain" in result.stdout, result.stdout[-3000:]
+
+
+INITIAL_SECRET = """apiVersion: v1
+kind: Namespace
+metadata:
+  name: argocd
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: argocd-initial-admin-secret
+  namespace: argocd
+stringData:
+  password: generated
+"""
+
+
+@pytest.mark.parametrize("client", ["controller", "server"])
+def test_initial_admin_secret_deleted_once(make_site, client):
+    site = make_site({})
+    site.start()
+    # `kubectl create` sends protobuf, which the stand-in does not speak; apply sends JSON
+    (site.root / "secret.yaml").write_text(INITIAL_SECRET)
+    created = site.kubectl("apply", "-f", str(site.root / "secret.yaml"))
+    assert created.returncode == 0, created.stderr
+    tasks = ("    - ansible.builtin.include_role:\n        name: dictamesh.k3s_gitops.argocd\n"
+             "        tasks_from: initial_secret.yml\n")
+    extra = {"argocd_kubectl": site.kubectl_cmd if client == "server" else "/bin/false",
+             "argocd_kube_client": client, "argocd_kubeconfig_path": str(site.kubeconfig)}
+    result, _seconds = site.play(tasks, extra)
+    assert result.returncode == 0 and "changed=1" in result.stdout, (result.stdout + result.stderr)[-3000:]
+    gone = site.kubectl("-n", "argocd", "get", "secret", "argocd-initial-admin-secret", "--ignore-not-found", "-o", "name")
+    assert gone.returncode == 0 and gone.stdout == ""
+    result, _seconds = site.play(tasks, extra)
+    assert result.returncode == 0 and "changed=0" in result.stdout, result.stdout[-3000:]
