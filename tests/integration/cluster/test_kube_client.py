@@ -281,7 +281,8 @@ SERVER_READ = "Read the Nodes (k3s kubectl on the first server)"
 
 
 def read_nodes(api: Api, client: str, **extra: Any) -> PlaybookRun:
-    """A play on the inventory group k3s_servers (localhost) that includes the shared task file."""
+    """A play on the inventory group k3s_servers (localhost) that loads vars/kube_api.yml and includes
+    the shared task file, as the day-2 playbooks do."""
     tag = uuid.uuid4().hex[:6]
     inventory = api.tmp / ("cluster-nodes-%s.ini" % tag)
     inventory.write_text("[k3s_servers]\nlocalhost ansible_connection=local\n", encoding="utf-8")
@@ -290,6 +291,8 @@ def read_nodes(api: Api, client: str, **extra: Any) -> PlaybookRun:
 - name: The day-2 playbooks' node read
   hosts: k3s_servers
   gather_facts: false
+  vars_files:
+    - %s
   tasks:
     - name: Read the nodes
       ansible.builtin.include_tasks: %s
@@ -297,7 +300,8 @@ def read_nodes(api: Api, client: str, **extra: Any) -> PlaybookRun:
     - name: Report the nodes
       ansible.builtin.debug:
         msg: "{{ cluster_nodes_answer | dictamesh.k3s_gitops.k8s_nodes }}"
-""" % (REPO / "playbooks" / "tasks" / "cluster_nodes.yml"), encoding="utf-8")
+""" % (REPO / "playbooks" / "vars" / "kube_api.yml", REPO / "playbooks" / "tasks" / "cluster_nodes.yml"),
+                    encoding="utf-8")
     variables: Dict[str, Any] = {"cluster_kube_client": client, "cluster_kubeconfig_path": str(api.kubeconfig)}
     if client == "controller":
         variables["cluster_kube_api_url"] = api.url
