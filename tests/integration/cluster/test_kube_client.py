@@ -301,7 +301,7 @@ def read_nodes(api: Api, client: str, **extra: Any) -> PlaybookRun:
       ansible.builtin.debug:
         msg: "{{ cluster_nodes_answer | dictamesh.k3s_gitops.k8s_nodes }}"
 """ % (REPO / "playbooks" / "vars" / "kube_api.yml", REPO / "playbooks" / "tasks" / "cluster_nodes.yml"),
-                    encoding="utf-8")
+        encoding="utf-8")
     variables: Dict[str, Any] = {"cluster_kube_client": client, "cluster_kubeconfig_path": str(api.kubeconfig)}
     if client == "controller":
         variables["cluster_kube_api_url"] = api.url
