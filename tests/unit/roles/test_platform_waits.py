@@ -89,7 +89,7 @@ class Site:
         return subprocess.run([*self.kubectl_cmd.split(), *args], capture_output=True, text=True,
                               env=self.env, timeout=60, check=False)
 
-    def play(self, tasks: str, extra: dict) -> tuple[subprocess.CompletedProcess, float]:
+    def play(self, tasks: str, extra: dict, check: bool = False) -> tuple[subprocess.CompletedProcess, float]:
         link = COLLECTIONS / "ansible_collections" / "dictamesh" / "k3s_gitops"
         if not link.exists():
             link.parent.mkdir(parents=True, exist_ok=True)
@@ -102,7 +102,8 @@ class Site:
                    ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
         start = time.monotonic()
         result = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c",
-                                 "local", str(playbook), "-e", "@%s" % extra_file], capture_output=True, text=True,
+                                 "local", str(playbook), "-e", "@%s" % extra_file] + (["--check"] if check else []),
+                                capture_output=True, text=True,
                                 env=env, timeout=300, check=False)
         return result, time.monotonic() - start
 
@@ -264,3 +265,13 @@ def test_initial_admin_secret_deleted_once(make_site, client):
     assert gone.returncode == 0 and gone.stdout == ""
     result, _seconds = site.play(tasks, extra)
     assert result.returncode == 0 and "changed=0" in result.stdout, result.stdout[-3000:]
+
+
+def test_initial_admin_secret_check_mode_before_k3s_exists(make_site, tmp_path):
+    # --check of a first platform run: no cluster and no kubeconfig yet; nothing to delete, no failure.
+    site = make_site({})
+    tasks = ("    - ansible.builtin.include_role:\n        name: dictamesh.k3s_gitops.argocd\n"
+             "        tasks_from: initial_secret.yml\n")
+    result, _seconds = site.play(tasks, {"argocd_kube_client": "controller",
+                                         "argocd_kubeconfig_path": str(tmp_path / "missing.yaml")}, check=True)
+    assert result.returncode == 0 and "failed=0" in result.stdout, (result.stdout + result.stderr)[-3000:]
