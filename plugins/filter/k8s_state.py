@@ -75,33 +75,48 @@ def _failures(container):
     return failures, exit_text
 
 
-def k8s_job_state(value, name, max_failures=2):
-    """State of the Job `name` given `kubectl get jobs,pods -l ... -o json` (a List of the Job and
-    its Pods) or the Job alone.
+def _succeeded(pod):
+    return (pod.get("status") or {}).get("phase") == "Succeeded"
 
-    Returns a dict: state ('absent', 'running', 'complete', 'failed'), reason, failures, uid and
-    created (the Job's metadata.creationTimestamp, RFC 3339; '' when absent).
-    A Job is failed when its Failed condition is True, or when its pods have failed
-    `max_failures` times: helm-controller's jobs restart in place (restartPolicy OnFailure) with
-    backoffLimit 1000, so a chart that cannot install would otherwise look 'running' for hours.
+
+def k8s_job_state(value, name, max_failures=2, job=None):
+    """State of the Job `name` given `kubectl get jobs,pods -l ... -o json` (a List of the Job and
+    its Pods), the Job alone, or a registered read of either client. `job` is the Job as read
+    earlier, for a read of its pods alone (kubernetes.core.k8s_info reads one kind per call; the
+    API's list items carry no kind, so an item without one counts as a Pod); a Job named `name` in
+    `value` takes precedence.
+
+    Returns a dict: state ('absent', 'running', 'complete', 'failed', or 'unknown' when the read
+    failed), reason, failures, uid and created (the Job's metadata.creationTimestamp, RFC 3339;
+    '' when absent).
+    A Job is complete when its Complete condition is True or one of its pods has Succeeded
+    (helm-controller's job runs one pod to one completion; the job controller sets Complete right
+    after, and an earlier read of the Job does not show it). It is failed when its Failed
+    condition is True, or when its pods have failed `max_failures` times: helm-controller's jobs
+    restart in place (restartPolicy OnFailure) with backoffLimit 1000, so a chart that cannot
+    install would otherwise look 'running' for hours.
     """
-    listing = _load(value, "k8s_job_state")
-    items = _items(listing)
+    why = _read_error(value)
+    if why:
+        return {"state": "unknown", "reason": why, "failures": 0, "uid": "", "created": ""}
+    items = _items(_load(value, "k8s_job_state"))
     jobs = [i for i in items if i.get("kind") == "Job" and (i.get("metadata") or {}).get("name") == name]
+    if not jobs and isinstance(job, dict) and (job.get("metadata") or {}).get("name") == name:
+        jobs = [job]
     if not jobs:
         return {"state": "absent", "reason": "job %s not found" % name, "failures": 0, "uid": "", "created": ""}
     job = jobs[0]
     uid = (job.get("metadata") or {}).get("uid") or ""
     created = str((job.get("metadata") or {}).get("creationTimestamp") or "")
     status = job.get("status") or {}
-    pods = [i for i in items if i.get("kind") == "Pod" and _pod_of(i, job)]
+    pods = [i for i in items if i.get("kind", "Pod") == "Pod" and i is not job and _pod_of(i, job)]
     failures, last_exit = int(status.get("failed") or 0), ""
     for pod in pods:
         for container in (pod.get("status") or {}).get("containerStatuses") or []:
             count, text = _failures(container)
             failures += count
             last_exit = text or last_exit
-    if k8s_condition(job, "Complete") == "True":
+    if k8s_condition(job, "Complete") == "True" or any(_succeeded(pod) for pod in pods):
         return {"state": "complete", "reason": "Complete", "failures": failures, "uid": uid, "created": created}
     if k8s_condition(job, "Failed") == "True":
         return {"state": "failed", "reason": _condition_message(job, "Failed") or "Failed",
@@ -286,17 +301,20 @@ def k8s_rollouts_state(value, wanted):
 
 
 def k8s_rollouts_problems(result, wanted):
-    """Problems ('<namespace>/<kind>/<name>: <why>') of the wanted workloads in the namespace of one
-    registered loop result (loop item: the namespace) of that listing; [] when all rolled out."""
+    """Problems ('<namespace>/<kind>/<name>: <why>') of the wanted workloads read by one registered
+    loop result of either client: `kubectl -n <ns> get deployments,daemonsets,statefulsets -o json`
+    (loop item: the namespace) or kubernetes.core.k8s_info of one workload (loop item: that
+    workload of `wanted`); [] when all rolled out."""
     if not isinstance(result, dict):
         raise AnsibleFilterError("k8s_rollouts_problems: expected a registered loop result, got %s"
                                  % type(result).__name__)
-    mine = [w for w in wanted or [] if w.get("namespace") == result.get("item")]
-    if result.get("rc") != 0:
-        why = str(result.get("stderr") or result.get("msg") or "kubectl failed").strip()
+    item = result.get("item")
+    mine = [item] if isinstance(item, dict) else [w for w in wanted or [] if w.get("namespace") == item]
+    why = _read_error(result)
+    if why:
         return ["%s/%s/%s: %s" % (w.get("namespace"), w.get("kind"), w.get("name"), why) for w in mine]
     return ["%s: %s" % (label, state["message"])
-            for label, state in _rollout_states(result.get("stdout"), mine, "k8s_rollouts_problems")
+            for label, state in _rollout_states(result, mine, "k8s_rollouts_problems")
             if state["state"] != "ready"]
 
 

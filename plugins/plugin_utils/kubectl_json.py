@@ -40,9 +40,12 @@ def read_error(value):
         return None
     if "rc" in value:
         return None if value["rc"] == 0 else str(value.get("stderr") or value.get("msg") or "kubectl failed").strip()
-    if isinstance(value.get("resources"), list) or not value.get("failed"):
+    if isinstance(value.get("resources"), list) or value.get("skipped"):
         return None
-    return str(value.get("msg") or "the read failed").strip()
+    # `failed_when: false` (a polled read) clears the failed mark, not the module's message.
+    if value.get("failed") or value.get("msg"):
+        return str(value.get("msg") or "the read failed").strip()
+    return None
 
 
 def load_kubectl_json(value, what):

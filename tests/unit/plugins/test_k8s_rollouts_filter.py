@@ -70,3 +70,19 @@ def test_problems_name_each_workload_of_the_loop_items_namespace():
 def test_unknown_kind_is_refused():
     with pytest.raises(AnsibleFilterError, match="kind 'cronjob'"):
         k8s_state.k8s_rollouts_state(listing(), [{"namespace": "a", "kind": "cronjob", "name": "x"}])
+
+
+def test_one_workload_read_by_kubernetes_core_per_loop_item():
+    # The controller's rollout wait: k8s_info of one workload by name per loop item (a GET: the
+    # object carries its kind), polled with failed_when: false.
+    server, controller = WANTED[0], WANTED[1]
+    ready = {"item": server, "resources": [deployment("argocd-server")], "failed": False}
+    assert k8s_state.k8s_rollouts_state(ready, [server]) == {"state": "ready"}
+    assert k8s_state.k8s_rollouts_problems(ready, WANTED) == []
+    missing = {"item": controller, "resources": [], "failed": False}
+    assert k8s_state.k8s_rollouts_state(missing, [controller]) == {"state": "progressing"}
+    assert k8s_state.k8s_rollouts_problems(missing, WANTED) == [
+        "argocd/statefulset/argocd-application-controller: does not exist"]
+    unreachable = {"item": server, "failed": False, "msg": "Failed to get client due to HTTPSConnectionPool"}
+    assert k8s_state.k8s_rollouts_problems(unreachable, WANTED) == [
+        "argocd/deployment/argocd-server: Failed to get client due to HTTPSConnectionPool"]

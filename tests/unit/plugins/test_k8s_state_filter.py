@@ -61,6 +61,44 @@ def test_job_state_reason_and_threshold():
     assert k8s_state.k8s_job_state(listing(job()), "helm-install-y")["state"] == "absent"
 
 
+def api_pods(*pods):
+    """kubernetes.core.k8s_info's registered result of a Pod listing (list items carry no kind)."""
+    return {"resources": [{k: v for k, v in p.items() if k != "kind"} for p in pods], "failed": False}
+
+
+def succeeded_pod(uid=UID):
+    return {"kind": "Pod", "metadata": {"name": "helm-install-x-abc", "labels": {"controller-uid": uid}},
+            "status": {"phase": "Succeeded", "containerStatuses": [
+                {"name": "helm", "restartCount": 0, "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]}}
+
+
+def test_job_state_from_its_pods_and_the_job_read_before():
+    # The controller's job wait reads the pods alone (one kind per k8s_info call) and judges them
+    # with the Job found earlier, whose own status is then out of date.
+    running = job(active=1)
+    assert k8s_state.k8s_job_state(api_pods(), "helm-install-x", job=running)["state"] == "running"
+    assert k8s_state.k8s_job_state(api_pods(pod(1)), "helm-install-x", job=running)["state"] == "failed"
+    done = k8s_state.k8s_job_state(api_pods(succeeded_pod()), "helm-install-x", job=running)
+    assert done == {"state": "complete", "reason": "Complete", "failures": 0, "uid": UID, "created": ""}
+    # a pod of another (the previous) job does not count
+    assert k8s_state.k8s_job_state(api_pods(succeeded_pod("old")), "helm-install-x", job=running)["state"] == "running"
+    # without the job (none found yet), or with another job's name: absent
+    assert k8s_state.k8s_job_state(api_pods(succeeded_pod()), "helm-install-x", job=None)["state"] == "absent"
+    assert k8s_state.k8s_job_state(api_pods(), "helm-install-y", job=running)["state"] == "absent"
+    # a Job in the listing itself (k3s kubectl's jobs,pods) takes precedence over the earlier one
+    fresh = job([{"type": "Complete", "status": "True"}], succeeded=1)
+    assert k8s_state.k8s_job_state(listing(fresh), "helm-install-x", job=running)["state"] == "complete"
+
+
+def test_job_state_of_a_read_that_failed_is_unknown_with_its_error():
+    for read, why in [({"rc": 1, "stdout": "", "stderr": "The connection to the server was refused\n"},
+                       "The connection to the server was refused"),
+                      ({"failed": False, "msg": "Failed to get client due to HTTPSConnectionPool"},
+                       "Failed to get client due to HTTPSConnectionPool")]:
+        assert k8s_state.k8s_job_state(read, "helm-install-x", job=job(active=1)) == {
+            "state": "unknown", "reason": why, "failures": 0, "uid": "", "created": ""}
+
+
 def stamped(created, conditions=(), **status):
     """A job whose metadata.creationTimestamp is `created`."""
     obj = job(list(conditions), **status)
