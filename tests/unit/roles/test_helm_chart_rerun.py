@@ -2,8 +2,9 @@
 completed, costs one structured read (jobs and pods) and no wait; a changed manifest, or an
 install that had not completed, still waits for the job and the rollouts.
 
-Run by ansible-playbook on localhost with a real kubectl against the K3S stand-in's API server and
-platform controllers (the harness of test_platform_waits.py), with every kubectl call logged.
+Run by ansible-playbook on localhost with a real kubectl (every call logged) or kubernetes.core
+against the K3S stand-in's API server and platform controllers (the harness of
+test_platform_waits.py).
 helm-controller keeps a completed job and replaces it only when the chart's job spec changes
 (k3s-io/helm-controller pkg/controllers/chart/chart.go: no TTL on the job, jobPatcher deletes and
 recreates it on a change), which is what the stand-in imitates (tests/standins/FIDELITY.md).
@@ -15,10 +16,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # make_site is a fixture, found by pytest under this name
-from test_platform_waits import CHART, Site, make_site  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
+from test_platform_waits import CHART, Site, make_site, tasks_run  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
 
 ROLLOUTS = [{"namespace": "cert-manager", "kind": "deployment", "name": "cert-manager"}]
 FAST = {"K3S_STANDIN_SCAN_INTERVAL": "1", "K3S_STANDIN_HELM_DELAY": "1", "K3S_STANDIN_ROLLOUT_DELAY": "3"}
@@ -55,36 +58,55 @@ def rolled_out(site: Site) -> bool:
             and obj["status"].get("availableReplicas") == 1)
 
 
-def test_unchanged_completed_chart_is_read_once_and_not_waited_for(make_site, tmp_path):
+HELM = "dictamesh.k3s_gitops.helm_chart : "
+CONTROLLER_READS = [HELM + "Read the manifest's modification time (kubernetes.core on the controller reads the job)",
+                    HELM + "Read the current helm-install job of cert-manager (kubernetes.core on the controller)",
+                    HELM + "Read the pods of that job (kubernetes.core on the controller)"]
+
+
+def rollouts_read(client: str, log: Path, output: str) -> bool:
+    if client == "server":
+        return ["get", "deployments,daemonsets,statefulsets"] in [call[2:4] for call in calls(log)]
+    return HELM + "Wait for the rollout of the workloads of cert-manager (kubernetes.core on the controller)" in tasks_run(output)
+
+
+@pytest.mark.parametrize("client", ["controller", "server"])
+def test_unchanged_completed_chart_is_read_once_and_not_waited_for(make_site, tmp_path, client):
     site, log = logged_site(make_site, tmp_path)
-    result, _seconds = site.helm_chart("cert-manager", helm_chart_timeout=60, helm_chart_rollouts=ROLLOUTS)
+    result, _seconds = site.helm_chart("cert-manager", client, helm_chart_timeout=60, helm_chart_rollouts=ROLLOUTS)
     assert result.returncode == 0, result.stdout[-3000:]
     assert rolled_out(site)
     log.unlink()
-    result, _seconds = site.helm_chart("cert-manager", helm_chart_timeout=60, helm_chart_rollouts=ROLLOUTS)
+    result, _seconds = site.helm_chart("cert-manager", client, helm_chart_timeout=60, helm_chart_rollouts=ROLLOUTS)
     assert result.returncode == 0 and "changed=0" in result.stdout, result.stdout[-3000:]
     # One read of the job and its pods; no new-job wait, no job wait, no rollout read.
-    assert calls(log) == [["-n", "kube-system", "get", "jobs,pods", "-l",
-                           "helmcharts.helm.cattle.io/chart=cert-manager", "-o", "json"]], calls(log)
+    if client == "server":
+        assert calls(log) == [["-n", "kube-system", "get", "jobs,pods", "-l",
+                               "helmcharts.helm.cattle.io/chart=cert-manager", "-o", "json"]], calls(log)
+    else:
+        assert calls(log) == []
+        ran = [name for name in tasks_run(result.stdout) if name.startswith(HELM) and ("Read" in name or "Wait" in name)]
+        assert ran == CONTROLLER_READS, ran
 
 
-def test_changed_manifest_still_waits_for_the_new_job_and_the_rollout(make_site, tmp_path):
+@pytest.mark.parametrize("client", ["controller", "server"])
+def test_changed_manifest_still_waits_for_the_new_job_and_the_rollout(make_site, tmp_path, client):
     site, log = logged_site(make_site, tmp_path)
-    result, _seconds = site.helm_chart("cert-manager", helm_chart_timeout=60, helm_chart_rollouts=ROLLOUTS)
+    result, _seconds = site.helm_chart("cert-manager", client, helm_chart_timeout=60, helm_chart_rollouts=ROLLOUTS)
     assert result.returncode == 0, result.stdout[-3000:]
     first_uid = job_uid(site)
     log.unlink()
     changed = CHART.format(name="cert-manager").replace("enabled: true", "enabled: true\n    replicaCount: 1")
-    result, _seconds = site.helm_chart("cert-manager", helm_chart_timeout=60, helm_chart_rollouts=ROLLOUTS,
+    result, _seconds = site.helm_chart("cert-manager", client, helm_chart_timeout=60, helm_chart_rollouts=ROLLOUTS,
                                        helm_chart_manifest_content=changed)
     assert result.returncode == 0 and "changed=1" in result.stdout, result.stdout[-3000:]
     assert job_uid(site) not in ("", first_uid), "no new helm-install job after the change"
     assert rolled_out(site), "the role returned before the new generation rolled out"
-    verbs = [call[2:4] for call in calls(log)]
-    assert ["get", "deployments,daemonsets,statefulsets"] in verbs, calls(log)
+    assert rollouts_read(client, log, result.stdout), (calls(log), tasks_run(result.stdout))
 
 
-def test_rerun_after_an_unfinished_install_waits_for_it(make_site, tmp_path):
+@pytest.mark.parametrize("client", ["controller", "server"])
+def test_rerun_after_an_unfinished_install_waits_for_it(make_site, tmp_path, client):
     # The manifest is on the server but its install was never awaited (a run stopped right after
     # the write): the re-run's write changes nothing, yet the job has not completed (each helm
     # attempt takes 15 s here, so it is still running or not even started when the re-run reads it).
@@ -92,20 +114,19 @@ def test_rerun_after_an_unfinished_install_waits_for_it(make_site, tmp_path):
     manifest = site.manifests / "cert-manager.yaml"
     manifest.write_text(CHART.format(name="cert-manager"))
     manifest.chmod(0o600)
-    result, _seconds = site.helm_chart("cert-manager", helm_chart_timeout=60, helm_chart_rollouts=ROLLOUTS)
+    result, _seconds = site.helm_chart("cert-manager", client, helm_chart_timeout=60, helm_chart_rollouts=ROLLOUTS)
     assert result.returncode == 0 and "changed=0" in result.stdout, result.stdout[-3000:]
-    assert_waited_for_the_install(site, log)
+    assert_waited_for_the_install(site, log, client, result.stdout)
 
 
-def assert_waited_for_the_install(site, log) -> None:
+def assert_waited_for_the_install(site, log, client, output) -> None:
     """The re-run returned only after the current job completed and the workloads rolled out, which
     it read."""
     job = json.loads(site.kubectl("-n", "kube-system", "get", "job", "helm-install-cert-manager", "-o", "json").stdout)
     assert any(c["type"] == "Complete" and c["status"] == "True" for c in job["status"].get("conditions", [])), \
         "the re-run returned before the install completed"
     assert rolled_out(site), "the re-run returned before the rollout"
-    verbs = [call[2:4] for call in calls(log)]
-    assert ["get", "deployments,daemonsets,statefulsets"] in verbs, calls(log)
+    assert rollouts_read(client, log, output), (calls(log), tasks_run(output))
 
 
 def test_rollouts_of_one_namespace_are_read_together(make_site, tmp_path):
@@ -119,24 +140,26 @@ def test_rollouts_of_one_namespace_are_read_together(make_site, tmp_path):
     assert reads == [["-n", "cert-manager", "get", "deployments,daemonsets,statefulsets", "-o", "json"]], reads
 
 
-def test_missing_workload_is_named_after_the_timeout(make_site, tmp_path):
+@pytest.mark.parametrize("client", ["controller", "server"])
+def test_missing_workload_is_named_after_the_timeout(make_site, tmp_path, client):
     site, _log = logged_site(make_site, tmp_path, K3S_STANDIN_ROLLOUT_DELAY="0")
     rollouts = [{"namespace": "cert-manager", "kind": "deployment", "name": "cert-manager"},
                 {"namespace": "cert-manager", "kind": "statefulset", "name": "no-such-thing"}]
-    result, _seconds = site.helm_chart("cert-manager", helm_chart_timeout=4, helm_chart_rollouts=rollouts)
+    result, _seconds = site.helm_chart("cert-manager", client, helm_chart_timeout=4, helm_chart_rollouts=rollouts)
     assert result.returncode != 0
     assert "not rolled out within 4 s: cert-manager/statefulset/no-such-thing: does not exist" in result.stdout, \
         result.stdout[-3000:]
 
 
-def test_rerun_after_a_run_stopped_right_after_a_changed_write_waits_for_the_new_job(make_site, tmp_path, monkeypatch):
+@pytest.mark.parametrize("client", ["controller", "server"])
+def test_rerun_after_a_run_stopped_right_after_a_changed_write_waits_for_the_new_job(make_site, tmp_path, monkeypatch, client):
     # A run wrote a CHANGED manifest and stopped before K3S's deploy controller applied it (it scans
     # every 15 s: k3s pkg/deploy/controller.go). The re-run's write changes nothing and the job it
     # reads is the previous spec's, still complete: only its creationTimestamp, older than the
     # manifest's mtime, tells it that helm-controller has yet to replace it (chart.go jobPatcher).
     site, log = logged_site(make_site, tmp_path)
     manifest = site.manifests / "cert-manager.yaml"
-    result, _seconds = site.helm_chart("cert-manager", helm_chart_timeout=60, helm_chart_rollouts=ROLLOUTS)
+    result, _seconds = site.helm_chart("cert-manager", client, helm_chart_timeout=60, helm_chart_rollouts=ROLLOUTS)
     assert result.returncode == 0, result.stdout[-3000:]
     old_uid = job_uid(site)
     # From now on the deploy controller scans every 20 s (at least 19 s after its last scan): the
@@ -148,8 +171,8 @@ def test_rerun_after_a_run_stopped_right_after_a_changed_write_waits_for_the_new
     manifest.chmod(0o600)
     assert job_uid(site) == old_uid  # not applied yet: the old job is still there, complete
     log.unlink()
-    result, _seconds = site.helm_chart("cert-manager", helm_chart_timeout=60, helm_chart_rollouts=ROLLOUTS,
+    result, _seconds = site.helm_chart("cert-manager", client, helm_chart_timeout=60, helm_chart_rollouts=ROLLOUTS,
                                        helm_chart_manifest_content=changed)
     assert result.returncode == 0 and "changed=0" in result.stdout, result.stdout[-3000:]
     assert job_uid(site) not in ("", old_uid), "the re-run returned before helm-controller replaced the old job"
-    assert_waited_for_the_install(site, log)
+    assert_waited_for_the_install(site, log, client, result.stdout)

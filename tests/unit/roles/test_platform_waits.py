@@ -107,12 +107,23 @@ class Site:
                                 env=env, timeout=300, check=False)
         return result, time.monotonic() - start
 
-    def helm_chart(self, name: str, **extra) -> tuple[subprocess.CompletedProcess, float]:
+    def helm_chart(self, name: str, client: str = "server", **extra) -> tuple[subprocess.CompletedProcess, float]:
+        """The helm_chart role through `client`; with `controller` its kubectl always fails, which
+        proves that no kubectl is used."""
         tasks = "    - ansible.builtin.include_role:\n        name: dictamesh.k3s_gitops.helm_chart\n"
         return self.play(tasks, dict({
             "helm_chart_name": name, "helm_chart_manifest_content": CHART.format(name=name),
             "helm_chart_manifests_dir": str(self.manifests), "helm_chart_manifest_owner": "root",
-            "helm_chart_kubectl": self.kubectl_cmd, "helm_chart_poll_interval": 1}, **extra))
+            "helm_chart_kubectl": self.kubectl_cmd if client == "server" else "/bin/false",
+            "helm_chart_kube_client": client, "helm_chart_kubeconfig_path": str(self.kubeconfig),
+            "helm_chart_poll_interval": 1}, **extra))
+
+
+def tasks_run(output: str) -> list[str]:
+    """The names of the tasks of an ansible-playbook output that ran (ok, changed or failed) at least once."""
+    return [block.split("]", 1)[0] for block in output.split("TASK [")[1:]
+            if any(mark in block for mark in ("ok: [localhost]", "changed: [localhost]", "fatal: [localhost]",
+                                               "FAILED - RETRYING: [localhost]"))]
 
 
 @pytest.fixture
@@ -127,14 +138,15 @@ def make_site(tmp_path, monkeypatch):
         site.close()
 
 
-def test_failing_chart_reported_with_its_log_before_the_timeout(make_site):
+@pytest.mark.parametrize("client", ["controller", "server"])
+def test_failing_chart_reported_with_its_log_before_the_timeout(make_site, client):
     # The scan interval is shortened here only because the job's failure report is under test;
     # test_clusterissuers_waited_for_until_the_scan_applies_them keeps K3S's 15 s.
     site = make_site({"K3S_STANDIN_SCAN_INTERVAL": "1", "K3S_STANDIN_HELM_DELAY": "1"})
     (site.data / "server" / "standin-helm-fail").write_text("demo: chart demo cannot be pulled (test fault)\n")
     site.start()
     assert site.kubectl("get", "crd").returncode == 0  # K3S is running
-    result, seconds = site.helm_chart("demo", helm_chart_timeout=60)
+    result, seconds = site.helm_chart("demo", client, helm_chart_timeout=60)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     assert "job kube-system/helm-install-demo failed: its pod failed 2 times" in output, output[-3000:]
@@ -143,28 +155,30 @@ def test_failing_chart_reported_with_its_log_before_the_timeout(make_site):
     assert seconds < 45, seconds
 
 
-def test_chart_waits_for_job_and_rollouts_and_reruns_unchanged(make_site):
+@pytest.mark.parametrize("client", ["controller", "server"])
+def test_chart_waits_for_job_and_rollouts_and_reruns_unchanged(make_site, client):
     site = make_site({"K3S_STANDIN_SCAN_INTERVAL": "1", "K3S_STANDIN_HELM_DELAY": "1",
                       "K3S_STANDIN_ROLLOUT_DELAY": "3"})
     site.start()
     assert site.kubectl("get", "crd").returncode == 0
     rollouts = [{"namespace": "cert-manager", "kind": "deployment", "name": "cert-manager"}]
-    result, _seconds = site.helm_chart("cert-manager", helm_chart_timeout=60, helm_chart_rollouts=rollouts)
+    result, _seconds = site.helm_chart("cert-manager", client, helm_chart_timeout=60, helm_chart_rollouts=rollouts)
     assert result.returncode == 0, result.stdout[-3000:]
     available = site.kubectl("-n", "cert-manager", "get", "deployment", "cert-manager", "-o",
                              "jsonpath={.status.availableReplicas}")
     assert available.stdout == "1", "the role returned before the rollout finished"
-    result, _seconds = site.helm_chart("cert-manager", helm_chart_timeout=60, helm_chart_rollouts=rollouts)
+    result, _seconds = site.helm_chart("cert-manager", client, helm_chart_timeout=60, helm_chart_rollouts=rollouts)
     assert result.returncode == 0 and "changed=0" in result.stdout, result.stdout[-3000:]
 
 
-def test_rollout_that_does_not_finish_fails_with_its_state(make_site):
+@pytest.mark.parametrize("client", ["controller", "server"])
+def test_rollout_that_does_not_finish_fails_with_its_state(make_site, client):
     site = make_site({"K3S_STANDIN_SCAN_INTERVAL": "1", "K3S_STANDIN_HELM_DELAY": "1",
                       "K3S_STANDIN_ROLLOUT_DELAY": "600"})
     site.start()
     assert site.kubectl("get", "crd").returncode == 0
     rollouts = [{"namespace": "cert-manager", "kind": "deployment", "name": "cert-manager"}]
-    result, _seconds = site.helm_chart("cert-manager", helm_chart_timeout=5, helm_chart_rollouts=rollouts)
+    result, _seconds = site.helm_chart("cert-manager", client, helm_chart_timeout=5, helm_chart_rollouts=rollouts)
     assert result.returncode != 0
     assert "cert-manager/deployment/cert-manager: 0 of 1 updated replicas are available" in result.stdout, \
         result.stdout[-3000:]
