@@ -60,14 +60,14 @@ def rolled_out(site: Site) -> bool:
 
 HELM = "dictamesh.k3s_gitops.helm_chart : "
 CONTROLLER_READS = [HELM + "Read the manifest's modification time (kubernetes.core on the controller reads the job)",
-                    HELM + "Read the current helm-install job of cert-manager (kubernetes.core on the controller)",
+                    HELM + "Read the current helm-install job (kubernetes.core on the controller) of cert-manager",
                     HELM + "Read the pods of that job (kubernetes.core on the controller)"]
 
 
 def rollouts_read(client: str, log: Path, output: str) -> bool:
     if client == "server":
         return ["get", "deployments,daemonsets,statefulsets"] in [call[2:4] for call in calls(log)]
-    return HELM + "Wait for the rollout of the workloads of cert-manager (kubernetes.core on the controller)" in tasks_run(output)
+    return HELM + "Wait for the rollout of the workloads (kubernetes.core on the controller) of cert-manager" in tasks_run(output)
 
 
 @pytest.mark.parametrize("client", ["controller", "server"])
