@@ -123,4 +123,3 @@ def test_missing_service_is_a_clear_error(site, client):
     expected = ("the argocd-server Service was not found" if client == "controller"
                 else 'services "argocd-server" not found')  # kubectl fails the read itself
     assert expected in result.stdout, result.stdout[-3000:]
-
