@@ -4,10 +4,12 @@
 """Where the Argo CD API answers, for the GitOps bootstrap and the admin password rotation.
 
 ``argocd_api_address`` takes the configured server URL and, when it is empty, the argocd-server
-Service (``kubectl get service -o json``) and the ``server.insecure`` parameter of
-argocd-cmd-params-cm. argocd-server started with ``server.insecure: true`` (TLS ends at the
-ingress, the default with Traefik) serves plain HTTP only: the Service's ``http`` port. Otherwise
-(ingress-nginx with SSL passthrough) it serves TLS with its own certificate: the ``https`` port.
+Service and the argocd-cmd-params-cm ConfigMap (its ``server.insecure`` parameter), each as read by
+either Kubernetes client: the registered result of kubernetes.core.k8s_info (``resources``) or of
+``kubectl get ... -o json`` (``stdout``), read by plugin_utils/kubectl_json.py. argocd-server
+started with ``server.insecure: true`` (TLS ends at the ingress, the default with Traefik) serves
+plain HTTP only: the Service's ``http`` port. Otherwise (ingress-nginx with SSL passthrough) it
+serves TLS with its own certificate: the ``https`` port.
 The argo-cd chart names the two Service ports ``http`` and ``https``
 (values ``server.service.servicePortHttpName`` / ``servicePortHttpsName``, 80 and 443 by default).
 """
@@ -17,7 +19,16 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type  # pylint: disable=invalid-name
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.dictamesh.k3s_gitops.plugins.plugin_utils.kubectl_json import load_kubectl_json
+from ansible_collections.dictamesh.k3s_gitops.plugins.plugin_utils.kubectl_json import (
+    kubectl_items,
+    load_kubectl_json,
+    read_error,
+)
+
+try:
+    from ansible.module_utils.six import string_types
+except ImportError:  # pragma: no cover
+    string_types = (str,)
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -26,11 +37,31 @@ def _truthy(value):
     return str(value if value is not None else "").strip().lower() in ("true", "yes", "1", "on")
 
 
+def _objects(value, what):
+    """The objects of a read of `what`: a registered result of either client, kubectl JSON text or a
+    mapping; a read that failed is an error naming `what`."""
+    why = read_error(value)
+    if why:
+        raise AnsibleFilterError("argocd_api_address: reading %s failed: %s" % (what, why))
+    return kubectl_items(load_kubectl_json(value, "argocd_api_address (%s)" % what))
+
+
 def _service(value):
-    service = load_kubectl_json(value, "argocd_api_address")
-    if service is None:
+    services = _objects(value, "the argocd-server Service")
+    if not services:
         raise AnsibleFilterError("argocd_api_address: the argocd-server Service was not found (empty answer)")
-    return service
+    return services[0]
+
+
+def _insecure(value):
+    """Whether argocd-server runs with server.insecure: from argocd-cmd-params-cm as either client read
+    it (no ConfigMap: false, argocd-server's default), or the parameter's value itself."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, string_types) and not value.lstrip().startswith("{"):
+        return _truthy(value)
+    configmaps = _objects(value, "the argocd-cmd-params-cm ConfigMap")
+    return bool(configmaps) and _truthy((configmaps[0].get("data") or {}).get("server.insecure"))
 
 
 def _port(spec, scheme):
@@ -51,9 +82,10 @@ def argocd_api_address(server_url, service=None, insecure=None, validate_certs=T
     """``{'url': ..., 'validate_certs': ...}`` of the Argo CD API.
 
     A given ``server_url`` is used as is with ``validate_certs``. Otherwise the Service's ClusterIP:
-    ``http://<ip>:<http port>`` when ``insecure`` (argocd-cmd-params-cm ``server.insecure``) is true,
-    else ``https://<ip>:<https port>``, verified only when ``ca_path`` is given (the server's own
-    certificate does not name the ClusterIP).
+    ``http://<ip>:<http port>`` when ``insecure`` (argocd-cmd-params-cm, or its ``server.insecure``
+    value) is true, else ``https://<ip>:<https port>``, verified only when ``ca_path`` is given (the
+    server's own certificate does not name the ClusterIP). ``service`` and ``insecure`` are
+    read only without ``server_url`` (their reads are skipped then).
     """
     if server_url:
         return {"url": str(server_url).rstrip("/"), "validate_certs": bool(validate_certs)}
@@ -62,7 +94,7 @@ def argocd_api_address(server_url, service=None, insecure=None, validate_certs=T
     if not address or address == "None":
         raise AnsibleFilterError("argocd_api_address: the argocd-server Service has no ClusterIP; set gitops_server_url")
     host = "[%s]" % address if ":" in address else address
-    if _truthy(insecure):
+    if _insecure(insecure):
         return {"url": "http://%s:%d" % (host, _port(spec, "http")), "validate_certs": False}
     return {"url": "https://%s:%d" % (host, _port(spec, "https")), "validate_certs": bool(ca_path)}
 

@@ -102,18 +102,20 @@ def test_catalog_is_large_and_spread() -> None:
         assert needed in playbooks, needed
 
 
-@pytest.mark.parametrize("mode, playbook", [
-    ("local_validate", "playbooks/k3s_cluster.yml"),
-    ("unreachable", "playbooks/gitops_bootstrap.yml"),
-    ("unreachable", "playbooks/platform.yml"),
+@pytest.mark.parametrize("mode, playbook, extra", [
+    ("local_validate", "playbooks/k3s_cluster.yml", {}),
+    # The discovery's first contact with cluster_kube_client controller is the controller's own read
+    # through the kubeconfig k3s_cluster.yml writes (none here); with `server` it is the first server.
+    ("unreachable", "playbooks/gitops_bootstrap.yml", {"cluster_kube_client": "server"}),
+    ("unreachable", "playbooks/platform.yml", {}),
 ])
-def test_positive_control_goes_past_validation(tmp_path: Path, mode: str, playbook: str) -> None:
+def test_positive_control_goes_past_validation(tmp_path: Path, mode: str, playbook: str, extra: dict) -> None:
     """With the staging sample's valid inputs the same harness sees the run go on to contact a host."""
     sys.path.insert(0, str(runner.REPO / "tests" / "standins" / "k3s"))
     import build_mirror  # pylint: disable=import-outside-toplevel
     version = staging_version()
     bundle = build_mirror.build(tmp_path / "bundle", [version])[0]  # the release checksum check passes offline
-    inventory = runner.write_inventory(tmp_path / "inventory", mode, group_vars={"cluster_k3s_airgap_dir": str(bundle)})
+    inventory = runner.write_inventory(tmp_path / "inventory", mode, group_vars=dict(extra, cluster_k3s_airgap_dir=str(bundle)))
     result = runner.run(str(runner.REPO / playbook), tmp_path, inventory)
     assert result.rc != 0, result
     assert result.unreachable(), result

@@ -100,8 +100,11 @@ def main(argv: list) -> int:
                               {"name": "http", "port": cfg["http_port"], "targetPort": 8080},
                               {"name": "https", "port": cfg["https_port"], "targetPort": 8080}]}}))
         return 0
-    if verb == "get" and args[1:3] == ["configmap", "argocd-cmd-params-cm"]:
-        sys.stdout.write("true" if cfg["insecure"] else "")
+    if verb == "get" and args[1:3] == ["configmap", "argocd-cmd-params-cm"] and args[-2:] == ["-o", "json"]:
+        # the argo-cd chart always makes it; server.insecure as configs.params sets it
+        print(json.dumps({"kind": "ConfigMap", "apiVersion": "v1",
+                          "metadata": {"name": "argocd-cmd-params-cm", "namespace": namespace},
+                          "data": {"server.insecure": "true" if cfg["insecure"] else "false"}}))
         return 0
     if verb == "get" and args[1:3] == ["job", "helm-install-argocd"]:
         current = job(cfg)

@@ -56,5 +56,64 @@ def test_bad_service_is_a_clear_error(service, text):
         argocd_api_address("", service, "true")
 
 
+# What each Kubernetes client registers (roles/gitops_bootstrap/tasks/discover.yml): kubernetes.core.k8s_info
+# gives the objects in `resources` ([] when not found); `kubectl get ... -o json` gives the object's JSON in
+# stdout (nothing with --ignore-not-found when not found).
+SERVICE_OBJ = dict(SERVICE, kind="Service", apiVersion="v1", metadata={"name": "argocd-server", "namespace": "argocd"})
+PARAMS = {"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "argocd-cmd-params-cm", "namespace": "argocd"},
+          "data": {"server.insecure": "true", "server.rootpath": ""}}
+
+
+def k8s_info(*objects):
+    return {"changed": False, "failed": False, "api_found": True, "resources": list(objects)}
+
+
+def command(obj=None):
+    return {"changed": False, "rc": 0, "stdout": json.dumps(obj, indent=4) if obj else "", "stderr": "",
+            "cmd": ["k3s", "kubectl"]}
+
+
+@pytest.mark.parametrize("read", [k8s_info, command], ids=["controller", "server"])
+def test_either_clients_answer(read):
+    service = read(SERVICE_OBJ)
+    assert argocd_api_address("", service, read(PARAMS)) == {"url": "http://10.43.0.20:80", "validate_certs": False}
+    no_params = read() if read is k8s_info else command()
+    assert argocd_api_address("", service, no_params) == {"url": "https://10.43.0.20:443", "validate_certs": False}
+    tls = dict(PARAMS, data={"server.insecure": "false"})
+    assert argocd_api_address("", service, read(tls))["url"] == "https://10.43.0.20:443"
+    assert argocd_api_address("", service, read(dict(PARAMS, data={})))["url"] == "https://10.43.0.20:443"
+    assert argocd_api_address("", service, read(dict(PARAMS, data=None)), ca_path="/ca.pem") == {
+        "url": "https://10.43.0.20:443", "validate_certs": True}
+
+
+def test_configmap_as_json_text_or_mapping():
+    assert argocd_api_address("", SERVICE, json.dumps(PARAMS))["url"] == "http://10.43.0.20:80"
+    assert argocd_api_address("", SERVICE, PARAMS)["url"] == "http://10.43.0.20:80"
+
+
+def test_skipped_reads_are_not_needed_with_a_server_url():
+    skipped = {"changed": False, "skipped": True, "skip_reason": "Conditional result was False"}
+    assert argocd_api_address("https://argocd.example.com", skipped, skipped) == {
+        "url": "https://argocd.example.com", "validate_certs": True}
+
+
+@pytest.mark.parametrize("service, params, text", [
+    (k8s_info(), k8s_info(), "the argocd-server Service was not found"),
+    (command(), command(), "the argocd-server Service was not found"),
+    ({"failed": True, "msg": "Failed to load kubeconfig"}, k8s_info(),
+     "reading the argocd-server Service failed: Failed to load kubeconfig"),
+    ({"rc": 1, "stdout": "", "stderr": "The connection to the server was refused", "failed": True}, command(),
+     "reading the argocd-server Service failed: The connection to the server was refused"),
+    (k8s_info(SERVICE_OBJ), {"failed": True, "msg": "Unauthorized"},
+     "reading the argocd-cmd-params-cm ConfigMap failed: Unauthorized"),
+    (command(SERVICE_OBJ), {"rc": 1, "stdout": "", "stderr": "forbidden"},
+     "reading the argocd-cmd-params-cm ConfigMap failed: forbidden"),
+    (command(SERVICE_OBJ), {"rc": 0, "stdout": "{not json", "stderr": ""}, "ConfigMap.*not the JSON"),
+])
+def test_failed_or_empty_reads_name_what_failed(service, params, text):
+    with pytest.raises(AnsibleFilterError, match=text):
+        argocd_api_address("", service, params)
+
+
 def test_registered():
     assert FilterModule().filters()["argocd_api_address"] is argocd_api_address
