@@ -53,3 +53,18 @@ def test_the_vars_files_are_read_somewhere() -> None:
     everything = "".join(path.read_text(encoding="utf-8") for path in PLAYBOOKS.glob("*.yml"))
     for name in VARS:
         assert "vars/%s" % name in everything, name
+
+
+def test_every_play_that_drains_loads_the_drain_settings() -> None:
+    # The drain's inputs are k3s_upgrade_drain_* from vars/drain.yml; a play that includes k3s_upgrade
+    # without it drains with the role's own defaults whatever the inventory says (remove_node.yml did).
+    def drains(task: dict) -> bool:
+        include = task.get("ansible.builtin.include_role") or {}
+        return (include.get("name") == "dictamesh.k3s_gitops.k3s_upgrade"
+                and include.get("tasks_from", "main") in ("main", "drain"))
+    draining = [(playbook, index, play) for playbook, index, play in plays()
+                if any(drains(task) for task in play.get("tasks") or [] if isinstance(task, dict))]
+    assert {playbook for playbook, _index, _play in draining} == {"remove_node.yml", "upgrade_k3s.yml"}
+    for playbook, index, play in draining:
+        assert "vars/drain.yml" in play.get("vars_files", []), "%s play %d (%s) drains without vars/drain.yml" % (
+            playbook, index + 1, play.get("name"))
