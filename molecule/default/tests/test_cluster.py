@@ -1,4 +1,4 @@
-"""K3S cluster checks (molecule default and ha scenarios), through molecule's inventory.
+"""K3S cluster checks (molecule default, ha and site scenarios), through molecule's inventory.
 
 K3S here is the stand-in of tests/standins/k3s/ (installed from the artifact mirror with its
 checksum file): the checks are those that hold for real K3S too, plus two stand-in records
