@@ -121,9 +121,8 @@ class Site:
 
 def tasks_run(output: str) -> list[str]:
     """The names of the tasks of an ansible-playbook output that ran (ok, changed or failed) at least once."""
-    return [block.split("]", 1)[0] for block in output.split("TASK [")[1:]
-            if any(mark in block for mark in ("ok: [localhost]", "changed: [localhost]", "fatal: [localhost]",
-                                               "FAILED - RETRYING: [localhost]"))]
+    marks = ("ok: [localhost]", "changed: [localhost]", "fatal: [localhost]", "FAILED - RETRYING: [localhost]")
+    return [block.split("]", 1)[0] for block in output.split("TASK [")[1:] if any(mark in block for mark in marks)]
 
 
 @pytest.fixture
