@@ -292,12 +292,10 @@ def section_upgrade(results: dict[str, Any]) -> str:
         "",
         table(["task", "play", "s"], [[t["task"], t["play"], t["seconds"]] for t in run.get("slowest", [])]),
         "",
-        "The stand-in's drain evicts nothing and takes a fraction of a second: the *Drain the "
-        "node* task's time is ansible's task plus starting `k3s kubectl` (Python) in an emulated "
-        "VM. Nodes are upgraded one after the other, so the load changed during the run: in the "
-        "recorded run a 30-container scale benchmark overlapped the server's and the first "
-        "agent's windows (load up to 50), and was stopped before the last agent's; the last "
-        "node's figures are the least disturbed.",
+        "The stand-in's drain evicts nothing (the stand-in runs no pods): the *Drain the node* "
+        "task's time is ansible's task and the drain call through `cluster_kube_client` "
+        "(kubernetes.core on the controller by default). Nodes are upgraded one after the other, so "
+        "the load changed during the run: each node's row carries the load of its own window.",
     ]
     return "\n".join(out)
 
