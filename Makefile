@@ -72,9 +72,18 @@ reliability: venv  ## bad inputs, secret-leak scan, fault cases (figures: docs/R
 syntax: venv  ## --syntax-check of every playbook
 	$(call timed,for p in $(PLAYBOOKS); do $(BIN)/ansible-playbook --syntax-check -i inventories/prod $$p; done,syntax)
 
+# CI keeps only the end of a failed run's output: a failed scenario repeats its failed tasks last.
 molecule: deps venv  ## molecule scenarios on VMs (MOLECULE_SCENARIOS), one after another
+	mkdir -p build
 	for s in $(MOLECULE_SCENARIOS); do \
-	  start=$$(date +%s); echo "== molecule $$s"; $(BIN)/molecule test -s $$s; \
+	  start=$$(date +%s); echo "== molecule $$s"; \
+	  if ! $(BIN)/molecule test -s $$s 2>&1 | tee build/molecule-$$s.log; then \
+	    echo "== molecule $$s failed after $$(( $$(date +%s) - start )) s; its failed tasks (build/molecule-$$s.log):"; \
+	    sed 's/\x1b\[[0-9;]*m//g' build/molecule-$$s.log | awk '/TASK \[/ {task = $$0} \
+	      /fatal: |failed: \[|UNREACHABLE!/ && !/ignoring/ {last = task "\n" $$0} / (FAILED|ERROR) tests?\// {last = last "\n" $$0} \
+	      END {print last}' | cut -c1-1200 | fold -w 200 | tail -n 16; \
+	    exit 1; \
+	  fi; \
 	  echo "== molecule $$s passed in $$(( $$(date +%s) - start )) s"; \
 	  mkdir -p build; echo "molecule $$s $$(( $$(date +%s) - start )) s" >> $(TIER_SECONDS); \
 	done
