@@ -34,6 +34,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="write the reliability figures (JSON) to this path")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # each pytest-xdist worker would write its own part of the figures over the others'
+    workers = config.getoption("numprocesses", None) or hasattr(config, "workerinput")
+    if config.getoption("--reliability-report") and workers:
+        raise pytest.UsageError("--reliability-report needs one process: add -n 0")
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         outcome = report.outcome
