@@ -33,8 +33,11 @@ except ImportError:  # pragma: no cover
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def _truthy(value):
-    return str(value if value is not None else "").strip().lower() in ("true", "yes", "1", "on")
+def _server_insecure(value):
+    """argocd-server's reading of ARGOCD_SERVER_INSECURE (the chart maps server.insecure to it):
+    argoproj/argo-cd util/env/env.go ParseBoolFromEnv takes only "true" and "false", in any case and
+    untrimmed; anything else ("yes", "1", "on", " true") leaves the default, false."""
+    return str(value if value is not None else "").lower() == "true"
 
 
 def _objects(value, what):
@@ -59,9 +62,9 @@ def _insecure(value):
     if value is None or isinstance(value, bool):
         return bool(value)
     if isinstance(value, string_types) and not value.lstrip().startswith("{"):
-        return _truthy(value)
+        return _server_insecure(value)
     configmaps = _objects(value, "the argocd-cmd-params-cm ConfigMap")
-    return bool(configmaps) and _truthy((configmaps[0].get("data") or {}).get("server.insecure"))
+    return bool(configmaps) and _server_insecure((configmaps[0].get("data") or {}).get("server.insecure"))
 
 
 def _port(spec, scheme):

@@ -19,14 +19,16 @@ def test_given_url_wins_and_keeps_validate_certs():
         "url": "https://argocd.example.com", "validate_certs": False}
 
 
-@pytest.mark.parametrize("insecure", ["true", "True", True])
+@pytest.mark.parametrize("insecure", ["true", "True", "TRUE", True])
 def test_insecure_server_is_plain_http_on_the_http_port(insecure):
     """Traefik mode: server.insecure true, argocd-server serves no TLS at all."""
     assert argocd_api_address("", json.dumps(SERVICE), insecure) == {"url": "http://10.43.0.20:80",
                                                                      "validate_certs": False}
 
 
-@pytest.mark.parametrize("insecure", ["", "false", None])
+# argocd-server parses the value as argo-cd util/env/env.go ParseBoolFromEnv: "true" in any case, else
+# its default false (Go's strconv.ParseBool would take "1" and "t"; argocd-server does not use it)
+@pytest.mark.parametrize("insecure", ["", "false", None, "yes", "on", "1", " true", "t"])
 def test_tls_server_on_the_https_port_verified_only_with_a_ca(insecure):
     """ingress-nginx passthrough: argocd-server terminates TLS itself."""
     assert argocd_api_address("", SERVICE, insecure) == {"url": "https://10.43.0.20:443", "validate_certs": False}
@@ -82,6 +84,8 @@ def test_either_clients_answer(read):
     tls = dict(PARAMS, data={"server.insecure": "false"})
     assert argocd_api_address("", service, read(tls))["url"] == "https://10.43.0.20:443"
     assert argocd_api_address("", service, read(dict(PARAMS, data={})))["url"] == "https://10.43.0.20:443"
+    yes = dict(PARAMS, data={"server.insecure": "yes"})  # argocd-server keeps TLS on: not "true"
+    assert argocd_api_address("", service, read(yes))["url"] == "https://10.43.0.20:443"
     assert argocd_api_address("", service, read(dict(PARAMS, data=None)), ca_path="/ca.pem") == {
         "url": "https://10.43.0.20:443", "validate_certs": True}
 
