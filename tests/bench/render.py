@@ -87,10 +87,14 @@ def section_site(results: dict[str, Any]) -> str:
             "'not recorded', do not show it; compare with a baseline before it): for each "
             "chart (ingress, cert-manager, Longhorn, Argo CD) whose manifest is unchanged and whose "
             "helm-install job had completed, the new-job wait, the job wait and the rollout wait "
-            "(one `kubectl get jobs,pods` read remains); the fact gathering of the Argo CD CLI plays "
-            "(the facts come from k3s_cluster.yml's first play, which gathers only the platform, "
-            "distribution, pkg_mgr and network subsets). On first runs and changes the rollout wait "
-            "reads each namespace's workloads with one `kubectl` per poll instead of one per workload.",
+            "(one read of the job and its pods remains, through kubernetes.core from the controller by "
+            "default); the fact gathering of the Argo CD CLI plays (the facts come from k3s_cluster.yml's "
+            "first play, which gathers only the platform, distribution, pkg_mgr and network subsets); in "
+            "node_prep, every module run whose item one read of the node (kernel parameters and modules, "
+            "dpkg status, swap and fstab, the two files it writes, its services) finds already right: "
+            "the modprobe and sysctl loops, the two templates, apt, the two service starts, the fstab "
+            "edit and the multipathd check. On first runs and changes the rollout wait reads each "
+            "workload with one GET per poll.",
             "",
             "Slowest tasks of the first converge:", ""]
     out.append(table(["task", "play", "s"],
