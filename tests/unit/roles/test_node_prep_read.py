@@ -67,6 +67,9 @@ def test_the_read_parses_and_template_output_counts_as_unchanged(tmp_path: Path)
     assert fresh["drift"]["files"] == sorted([f"{tmp_path}/modules-load.conf", f"{tmp_path}/sysctl.conf"])
     for section in ("sysctl", "modules", "builtin", "swap", "fstab", "files", "services", "multipathd"):
         assert f"==> node_prep:{section} <==" in fresh["stdout"], section
+    packages = fresh["stdout"].split("==> node_prep:packages <==\n", 1)[1].split("==> node_prep:swap <==")[0]
+    assert packages and all(len(line.split()) == 2 for line in packages.splitlines()), packages  # dpkg-query's lines
+    assert fresh["drift"]["installed"], packages  # a Debian machine has ca-certificates at least
     assert fresh["drift"]["services"] in ([], ["systemd-timesyncd"], ["iscsid"], ["systemd-timesyncd", "iscsid"])
 
     written = run_read(tmp_path, write=True)
