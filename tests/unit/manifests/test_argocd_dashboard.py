@@ -170,6 +170,8 @@ case "$1 $2" in
   "get crd") [ "$3" = servicemonitors.monitoring.coreos.com ] && [ -n "{crd}" ] \\
     && echo '{"kind": "CustomResourceDefinition", "metadata": {"name": "'$3'"}}' ;;
   "get namespace") for ns in {namespaces}; do [ "$ns" = "$3" ] && echo '{"kind": "Namespace", "metadata": {"name": "'$3'"}}'; done ;;
+  # `-n <ns> delete configmap argocd-dashboard --ignore-not-found -o name`: what it deleted
+  "-n "*) [ "$3 $4 $5" = "delete configmap argocd-dashboard" ] && echo configmap/argocd-dashboard ;;
   *) echo "unexpected kubectl call: $*" >&2; exit 1 ;;
 esac
 exit 0
@@ -253,10 +255,10 @@ def test_second_run_changes_nothing(runs):
     assert result.recap.get("changed") == 0, result.output[-3000:]
 
 
-def test_turned_off_removes_the_manifest(runs):
+def test_turned_off_removes_the_manifest_and_the_configmap(runs):
     result = runs["auto-then-off"]
     assert result.rc == 0, result.output[-3000:]
-    assert result.recap.get("changed") == 1, result.output[-3000:]
+    assert result.recap.get("changed") == 2, result.output[-3000:]  # the file, then the ConfigMap
     assert not (result.manifests / "argocd-dashboard.yaml").exists()
 
 

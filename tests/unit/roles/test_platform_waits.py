@@ -288,3 +288,44 @@ def test_initial_admin_secret_check_mode_before_k3s_exists(make_site, tmp_path):
     result, _seconds = site.play(tasks, {"argocd_kube_client": "controller",
                                          "argocd_kubeconfig_path": str(tmp_path / "missing.yaml")}, check=True)
     assert result.returncode == 0 and "failed=0" in result.stdout, (result.stdout + result.stderr)[-3000:]
+
+
+DASHBOARD = """apiVersion: v1
+kind: Namespace
+metadata:
+  name: monitoring
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: argocd-dashboard
+  namespace: monitoring
+  labels:
+    grafana_dashboard: "1"
+data:
+  argocd-dashboard.json: "{}"
+"""
+
+
+@pytest.mark.parametrize("client", ["controller", "server"])
+def test_dashboard_turned_off_deletes_its_configmap(make_site, client):
+    """K3S leaves the objects of a removed manifest (docs.k3s.io, Auto-Deploying Manifests): the role
+    deletes the ConfigMap with the file, and a re-run has nothing left to do."""
+    site = make_site({})
+    site.start()
+    (site.root / "dashboard.yaml").write_text(DASHBOARD)
+    created = site.kubectl("apply", "-f", str(site.root / "dashboard.yaml"))
+    assert created.returncode == 0, created.stderr
+    (site.manifests / "argocd-dashboard.yaml").write_text(DASHBOARD.split("---\n", 1)[1])
+    tasks = ("    - ansible.builtin.include_role:\n        name: dictamesh.k3s_gitops.argocd\n"
+             "        tasks_from: dashboard.yml\n")
+    extra = {"argocd_kubectl": site.kubectl_cmd if client == "server" else "/bin/false",
+             "argocd_kube_client": client, "argocd_kubeconfig_path": str(site.kubeconfig),
+             "argocd_manifests_dir": str(site.manifests), "argocd_manifest_owner": "root"}
+    result, _seconds = site.play(tasks, extra)
+    assert result.returncode == 0 and "changed=2" in result.stdout, (result.stdout + result.stderr)[-3000:]
+    assert not (site.manifests / "argocd-dashboard.yaml").exists()
+    gone = site.kubectl("-n", "monitoring", "get", "configmap", "argocd-dashboard", "--ignore-not-found", "-o", "name")
+    assert gone.returncode == 0 and gone.stdout == ""
+    result, _seconds = site.play(tasks, extra)
+    assert result.returncode == 0 and "changed=0" in result.stdout, result.stdout[-3000:]
