@@ -145,13 +145,14 @@ def test_failing_chart_reported_with_its_log_before_the_timeout(make_site, clien
     (site.data / "server" / "standin-helm-fail").write_text("demo: chart demo cannot be pulled (test fault)\n")
     site.start()
     assert site.kubectl("get", "crd").returncode == 0  # K3S is running
-    result, seconds = site.helm_chart("demo", client, helm_chart_timeout=60)
+    result, seconds = site.helm_chart("demo", client, helm_chart_timeout=300)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     assert "job kube-system/helm-install-demo failed: its pod failed 2 times" in output, output[-3000:]
     assert "Error: INSTALLATION FAILED: chart demo cannot be pulled (test fault)" in output
-    # Two failed attempts (1 s each, 10 s back-off between them), not the 60 s timeout.
-    assert seconds < 45, seconds
+    # Two failed attempts (1 s each, 10 s back-off between them) end it, not the 300 s timeout (the
+    # bound is loose: this test shares the machine with other tests and VMs; 45 s was once missed)
+    assert seconds < 150, seconds
 
 
 @pytest.mark.parametrize("client", ["controller", "server"])
@@ -194,14 +195,13 @@ def test_clusterissuers_waited_for_until_the_scan_applies_them(make_site, client
     assert crd.returncode == 0, crd.stderr  # cert-manager is installed, as when the role writes its issuers
     tasks = ("    - ansible.builtin.include_role:\n        name: dictamesh.k3s_gitops.cert_manager\n"
              "        tasks_from: issuers.yml\n")
-    result, seconds = site.play(tasks, {
+    result, _seconds = site.play(tasks, {
         # the controller client must not need kubectl: a kubectl that always fails proves it
         "cert_manager_kubectl": site.kubectl_cmd if client == "server" else "/bin/false",
         "cert_manager_manifests_dir": str(site.manifests),
         "cert_manager_letsencrypt_enabled": False, "cert_manager_wait_timeout": 40,
         "cert_manager_kube_client": client, "cert_manager_kubeconfig_path": str(site.kubeconfig)})
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    assert seconds < 40
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]  # within the 40 s wait
     ready = site.kubectl("get", "clusterissuer", "dictamesh-ca", "-o", "jsonpath={.status.conditions[0].status}")
     assert ready.stdout == "True"
 
