@@ -44,6 +44,11 @@ PREPARED = dict(
     services=["systemd-timesyncd enabled active", "iscsid enabled active"], multipathd=[])
 
 
+def prepared(**changes):
+    """The read of PREPARED with some sections replaced."""
+    return read(**{**PREPARED, **changes})
+
+
 def test_a_prepared_node_needs_nothing():
     assert node_prep_drift(read(**PREPARED), WANTED) == {
         "modules": [], "sysctl": {}, "packages": [], "installed": ["curl", "open-iscsi", "python3-apt"],
@@ -75,27 +80,27 @@ def test_a_fresh_node_needs_what_differs_and_what_the_read_did_not_show():
     "/etc/modules-load.d/k3s.conf 644 root",  # a line it cannot read
 ])
 def test_a_file_differs_in_content_mode_owner_or_group(line):
-    assert node_prep_drift(read(**dict(PREPARED, files=[line])), WANTED)["files"] == ["/etc/modules-load.d/k3s.conf"]
+    assert node_prep_drift(prepared(files=[line]), WANTED)["files"] == ["/etc/modules-load.d/k3s.conf"]
 
 
 @pytest.mark.parametrize("state", ["enabled inactive", "disabled active", "enabled-runtime active", "masked inactive",
                                    "static active", ""])
 def test_a_service_is_done_only_enabled_and_active(state):
-    drift = node_prep_drift(read(**dict(PREPARED, services=["systemd-timesyncd " + state, "iscsid enabled active"])), WANTED)
+    drift = node_prep_drift(prepared(services=["systemd-timesyncd " + state, "iscsid enabled active"]), WANTED)
     assert drift["services"] == ["systemd-timesyncd"]
 
 
 @pytest.mark.parametrize("status", ["config-files", "half-installed", "unpacked", "not-installed"])
 def test_a_package_counts_only_installed(status):
-    drift = node_prep_drift(read(**dict(PREPARED, packages=["curl installed", "open-iscsi " + status])), WANTED)
+    drift = node_prep_drift(prepared(packages=["curl installed", "open-iscsi " + status]), WANTED)
     assert drift["packages"] == ["open-iscsi"]
 
 
 def test_the_fstab_expression_is_the_replace_modules():
     # commented swap lines and other file systems stay; a swap line after a mount line is found (multiline)
-    assert not node_prep_drift(read(**dict(PREPARED, fstab=["#UUID=2 none swap sw 0 0", "tmpfs /tmp tmpfs swap 0 0"])),
+    assert not node_prep_drift(prepared(fstab=["#UUID=2 none swap sw 0 0", "tmpfs /tmp tmpfs swap 0 0"]),
                                WANTED)["fstab_swap"]
-    assert node_prep_drift(read(**dict(PREPARED, fstab=["UUID=1 / ext4 defaults 0 1", "/swapfile none swap sw 0 0"])),
+    assert node_prep_drift(prepared(fstab=["UUID=1 / ext4 defaults 0 1", "/swapfile none swap sw 0 0"]),
                            WANTED)["fstab_swap"]
 
 
