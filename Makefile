@@ -86,7 +86,8 @@ molecule: deps venv  ## molecule scenarios on VMs (MOLECULE_SCENARIOS), one afte
 	  if ! $(BIN)/molecule test -s $$s 2>&1 | tee build/molecule-$$s.log; then \
 	    echo "== molecule $$s failed after $$(( $$(date +%s) - start )) s; its failed tasks (build/molecule-$$s.log):"; \
 	    sed 's/\x1b\[[0-9;]*m//g' build/molecule-$$s.log | awk '/TASK \[/ {task = $$0} \
-	      /fatal: |failed: \[|UNREACHABLE!/ && !/ignoring/ {last = task "\n" $$0} / (FAILED|ERROR) tests?\// {last = last "\n" $$0} \
+	      /fatal: |failed: \[|UNREACHABLE!/ && !/ignoring/ {last = task "\n" $$0} \
+	      wrapped {last = last "\n" $$0; wrapped = 0} / (FAILED|ERROR)( |$$)| E   / {last = last "\n" $$0} / (FAILED|ERROR)$$/ {wrapped = 1} \
 	      END {print last}' | cut -c1-1200 | fold -w 200 | tail -n 16; \
 	    exit 1; \
 	  fi; \

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What node_prep still has to change on a node, from one read of its state.
 
-node_prep runs one command (roles/node_prep/vars/main.yml, node_prep__read_argv) that prints, each
+node_prep runs one command (roles/node_prep/vars/main.yml, node_prep__read_script) that prints, each
 after a ``==> node_prep:<section> <==`` line: ``sysctl -e <keys>``, the names in /proc/modules, the
 kernel's modules.builtin, ``dpkg-query`` status lines (apt hosts), the active swap devices,
 /etc/fstab, ``<path> <mode> <owner> <group> <sha1>`` (or ``<path> absent``) for the files the role
