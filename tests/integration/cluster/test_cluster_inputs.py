@@ -37,14 +37,25 @@ NEXT_PLAY = "PLAY [Prepare the nodes]"
 
 
 @pytest.fixture(scope="module")
-def mirror_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def mirror_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The mirror's URL and its request log (one line per request)."""
     root = tmp_path_factory.mktemp("mirror")
     build_mirror.build(root / "good", [VERSION, OTHER])
     build_mirror.build(root / "bad", [VERSION], corrupt=[VERSION])
     pidfile = root / "mirror.pid"
     info = mirror.start(root, pidfile)
-    yield str(info["url"])
+    yield {"url": str(info["url"]), "log": pidfile.with_suffix(".log")}
     mirror.stop(pidfile)
+
+
+@pytest.fixture(scope="module")
+def mirror_url(mirror_server: dict[str, Any]) -> str:
+    return str(mirror_server["url"])
+
+
+def gets(log: Path, path: str) -> int:
+    """How many GET requests of path the mirror has logged."""
+    return sum(f'"GET {path} ' in line for line in log.read_text(encoding="utf-8").splitlines())
 
 
 def run(playbook: Path, tmp_path: Path, inventory: dict[str, Any] | None = None,
@@ -202,6 +213,29 @@ def test_airgap_bundle_verified_on_controller(tmp_path: Path) -> None:
     assert (tmp_path / "bin/k3s").read_bytes() == (bundle / VERSION / "k3s").read_bytes()
 
 
+def test_a_run_reads_the_checksums_and_the_version_once_per_release_and_binary(
+        tmp_path: Path, mirror_server: dict[str, Any]) -> None:
+    """site.yml validates each host in its pre-flight play and again in the servers' and agents' plays:
+    the later runs reuse the checksums of the same release and the version of the same binary file."""
+    good = f"{mirror_server['url']}/good"
+    first = run(BINARY, tmp_path, None, binary_vars(tmp_path, good))
+    assert first.returncode == 0, first.stdout[-3000:]
+    sums = {v: f"/good/{v.replace('+', '%2B')}/sha256sum-amd64.txt" for v in (VERSION, OTHER)}
+    before = {v: gets(mirror_server["log"], path) for v, path in sums.items()}
+    out = tmp_path / "reads.json"
+    harness = binary_vars(tmp_path, good, validate_twice_other=OTHER, validate_twice_out=str(out))
+    harness["validate_twice_version"] = harness.pop("k3s_install_version")
+    result = run(VALIDATE_TWICE, tmp_path, None, harness)
+    assert result.returncode == 0, result.stdout[-3000:]
+    reads = json.loads(out.read_text(encoding="utf-8"))
+    assert [(r["run"], r["version"], r["sums"]) for r in reads[:3]] == [
+        ("first", True, True), ("second", False, False), ("third", True, False)]
+    assert reads[3]["run"] == "other" and reads[3]["sums"] is True
+    after = {v: gets(mirror_server["log"], path) for v, path in sums.items()}
+    assert {v: after[v] - before[v] for v in sums} == {VERSION: 1, OTHER: 1}
+
+
+VALIDATE_TWICE = Path(__file__).resolve().parent / "validate_twice.yml"
 STAGE = Path(__file__).resolve().parent / "stage.yml"
 
 
