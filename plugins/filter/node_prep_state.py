@@ -15,7 +15,7 @@ read. The rules are the modules' own, and only a match that the module would als
 - ansible.posix.sysctl: a running value matches with its whitespace normalized;
 - ansible.builtin.apt state=present: a package dpkg reports as ``installed``;
 - ansible.builtin.template / copy: the file's SHA-1 equals the rendered content's, with the mode,
-  owner and group asked for;
+  owner and group asked for (plugin_utils/host_files.py);
 - ansible.builtin.systemd_service enabled + started: ``is-enabled`` says ``enabled`` and
   ``is-active`` says ``active`` (anything else is left to the module);
 - ansible.builtin.replace: the regular expression matches somewhere in /etc/fstab (multiline, as
@@ -27,10 +27,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
-import hashlib
 import re
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.dictamesh.k3s_gitops.plugins.plugin_utils.host_files import file_differs
 
 try:
     from ansible.module_utils.six import string_types
@@ -80,16 +80,7 @@ def _everything(wanted):
 def _file_differs(line, spec):
     """line: '<path> <mode> <owner> <group> <sha1>' or '<path> absent'; spec: content, mode, owner, group."""
     fields = (line or "").split()
-    if len(fields) != 5:
-        return True
-    mode, owner, group, sha1 = fields[1:]
-    try:
-        same_mode = int(mode, 8) == int(str(spec.get("mode", "0644")), 8)
-    except ValueError:
-        return True
-    content = spec.get("content", "")
-    digest = hashlib.sha1(content.encode("utf-8") if isinstance(content, string_types) else content).hexdigest()  # nosec B324
-    return not (same_mode and owner == spec.get("owner", "root") and group == spec.get("group", "root") and sha1 == digest)
+    return file_differs(["file"] + fields[1:] if len(fields) == 5 else fields[1:], dict({"content": ""}, **spec))
 
 
 def node_prep_drift(read, wanted):

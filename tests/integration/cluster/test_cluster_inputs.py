@@ -235,6 +235,39 @@ def test_a_run_reads_the_checksums_and_the_version_once_per_release_and_binary(
     assert {v: after[v] - before[v] for v in sums} == {VERSION: 1, OTHER: 1}
 
 
+FILES = Path(__file__).resolve().parent / "files.yml"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="k3s_install writes its files as root:root")
+def test_files_read_once_and_written_only_when_they_differ(tmp_path: Path, mirror_url: str) -> None:
+    """files.yml's one read finds the files its own tasks wrote as they want them (the template lookup
+    renders the unit byte for byte as the template module does), so a re-run runs none of them; a file
+    changed by hand is found and written again, and only that one."""
+    out, etc = tmp_path / "drift.json", tmp_path / "etc"
+    harness = binary_vars(tmp_path, f"{mirror_url}/good", files_out=str(out), k3s_install__config_dir=str(etc),
+                          k3s_install__unit_path=str(tmp_path / "k3s.service"), k3s_install__restart_needless=True,
+                          k3s_install_config={"token-file": "/etc/rancher/k3s/token", "node-name": "s1"},
+                          k3s_install_registries={"mirrors": {"docker.io": {"endpoint": ["https://mirror.example"]}}})
+    wanted = sorted([str(etc), str(tmp_path / "bin/k3s"), str(tmp_path / "k3s.service")]
+                    + [str(etc / name) for name in ("config.yaml", "registries.yaml", "token")])
+    first = run(FILES, tmp_path, None, harness)
+    assert first.returncode == 0 and "changed=6" in first.stdout, first.stdout[-3000:]
+    assert json.loads(out.read_text(encoding="utf-8")) == {"files": wanted, "services": ["k3s"]}
+    assert oct((etc / "token").stat().st_mode & 0o777) == "0o600"
+    second = run(FILES, tmp_path, None, harness)
+    assert second.returncode == 0 and "changed=0" in second.stdout, second.stdout[-3000:]
+    assert json.loads(out.read_text(encoding="utf-8"))["files"] == []
+    (etc / "config.yaml").chmod(0o644)
+    (tmp_path / "k3s.service").write_text("edited by hand\n", encoding="utf-8")
+    third = run(FILES, tmp_path, None, harness)
+    assert third.returncode == 0 and "changed=2" in third.stdout, third.stdout[-3000:]
+    assert json.loads(out.read_text(encoding="utf-8"))["files"] == [str(etc / "config.yaml"), str(tmp_path / "k3s.service")]
+    assert oct((etc / "config.yaml").stat().st_mode & 0o777) == "0o600"
+    assert "edited by hand" not in (tmp_path / "k3s.service").read_text(encoding="utf-8")
+    for result in (first, second, third):
+        assert "unused-token" not in result.stdout + result.stderr  # the token (binary_vars)
+
+
 VALIDATE_TWICE = Path(__file__).resolve().parent / "validate_twice.yml"
 STAGE = Path(__file__).resolve().parent / "stage.yml"
 
