@@ -93,7 +93,10 @@ def section_site(results: dict[str, Any]) -> str:
             "node_prep, every module run whose item one read of the node (kernel parameters and modules, "
             "dpkg status, swap and fstab, the two files it writes, its services) finds already right: "
             "the modprobe and sysctl loops, the two templates, apt, the two service starts, the fstab "
-            "edit and the multipathd check. On first runs and changes the rollout wait reads each "
+            "edit and the multipathd check; in k3s_install, the second download of the release's "
+            "checksum file and the second `k3s --version` of a host in the same run, and every file, "
+            "binary and service task whose item one read (digests, modes, owners, the service's state) "
+            "finds already right. On first runs and changes the rollout wait reads each "
             "workload with one GET per poll.",
             "",
             "Slowest tasks of the first converge:", ""]
