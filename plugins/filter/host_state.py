@@ -26,14 +26,15 @@ from ansible_collections.dictamesh.k3s_gitops.plugins.plugin_utils.host_files im
 READ_FUNCTION = """\
 read_path() {
   if [ -L "$2" ]; then echo "$1 other"
-  elif [ -d "$2" ]; then echo "$1 directory $(stat -c '%a %U %G' "$2")"
-  elif [ -f "$2" ] && [ "$3" = - ]; then echo "$1 file $(stat -c '%a %U %G' "$2") -"
-  elif [ -f "$2" ]; then echo "$1 file $(stat -c '%a %U %G' "$2") $("$3" < "$2" | cut -d' ' -f1)"
+  elif [ -d "$2" ]; then echo "$1 directory $(stat -c '%a %U %G %Y' "$2")"
+  elif [ -f "$2" ] && [ "$3" = - ]; then echo "$1 file $(stat -c '%a %U %G %Y' "$2") -"
+  elif [ -f "$2" ]; then echo "$1 file $(stat -c '%a %U %G %Y' "$2") $("$3" < "$2" | cut -d' ' -f1)"
   elif [ -e "$2" ]; then echo "$1 other"
   else echo "$1 absent"
   fi
 }
 """
+FIELDS = {"file": ("mode", "owner", "group", "mtime", "digest"), "directory": ("mode", "owner", "group", "mtime")}
 SUM_COMMANDS = {"content": "sha1sum", "sha256": "sha256sum"}
 
 
@@ -65,19 +66,29 @@ def host_state_script(wanted):
     return "\n".join(lines) + "\n"
 
 
+def _found(words):
+    """A path's line (after its f<index>) as plugin_utils/host_files.py reads it; {} when malformed."""
+    names = FIELDS.get(words[0] if words else "", ())
+    if len(words) != len(names) + 1:
+        return {"type": words[0]} if words in (["absent"], ["other"]) else {}
+    return dict(zip(names, words[1:]), type=words[0])
+
+
 def host_state_drift(read, wanted):
-    """{files: [paths that differ], services: [units not enabled and active]}; a failed read: all of them."""
+    """{files: [paths that differ], services: [units not enabled and active], mtime: {path: seconds since
+    the epoch, or 'none' where the read found no file or directory}}; a failed read: all of them differ."""
     paths, files, services = _checked(wanted, "host_state_drift")
-    if not isinstance(read, dict) or read.get("rc") != 0 or not isinstance(read.get("stdout"), str):
-        return {"files": paths, "services": services}
     seen = {}
-    for line in read["stdout"].splitlines():
-        words = line.split()
-        if words:
-            seen[words[0]] = words[1:]
+    if isinstance(read, dict) and read.get("rc") == 0 and isinstance(read.get("stdout"), str):
+        for line in read["stdout"].splitlines():
+            words = line.split()
+            if words:
+                seen[words[0]] = words[1:]
+    found = {path: _found(seen.get("f%d" % index, [])) for index, path in enumerate(paths)}
     return {
-        "files": [path for index, path in enumerate(paths) if file_differs(seen.get("f%d" % index), files[path])],
+        "files": [path for path in paths if file_differs(found[path], files[path])],
         "services": [unit for index, unit in enumerate(services) if seen.get("s%d" % index) != ["enabled", "active"]],
+        "mtime": {path: found[path].get("mtime", "none") for path in paths},
     }
 
 

@@ -80,7 +80,9 @@ def _everything(wanted):
 def _file_differs(line, spec):
     """line: '<path> <mode> <owner> <group> <sha1>' or '<path> absent'; spec: content, mode, owner, group."""
     fields = (line or "").split()
-    return file_differs(["file"] + fields[1:] if len(fields) == 5 else fields[1:], dict({"content": ""}, **spec))
+    found = dict(zip(("type", "mode", "owner", "group", "digest"), ["file"] + fields[1:])) if len(fields) == 5 else {
+        "type": fields[1] if fields[1:] == ["absent"] else "unknown"}
+    return file_differs(found, dict({"content": ""}, **spec))
 
 
 def node_prep_drift(read, wanted):

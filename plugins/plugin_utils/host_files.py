@@ -11,8 +11,9 @@ to do (anything unexpected counts as a difference, which leaves the file to the 
   download again when the destination has the checksum, then sets mode, owner and group);
 - ansible.builtin.file state=directory: a directory with that mode, owner and group;
 - ansible.builtin.file state=absent: nothing at the path.
-The read prints, per path, ``file <mode> <owner> <group> <digest>`` (``stat -c '%a %U %G'``),
-``directory <mode> <owner> <group>``, ``other`` (a link or a special file) or ``absent``.
+The read's finding for a path is a dict: ``type`` (file, directory, other, absent) and, for a file or
+a directory, ``mode`` (octal digits), ``owner``, ``group``, and for a file ``digest`` (SHA-1 for a
+wanted content, SHA-256 for a wanted sha256).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -50,22 +51,21 @@ def _same_mode(found, wanted):
         return False
 
 
-def _same_attributes(fields, spec):
-    """fields: [mode, owner, group]."""
-    return (_same_mode(fields[0], spec.get("mode", "0644")) and fields[1] == spec.get("owner", "root")
-            and fields[2] == spec.get("group", "root"))
+def _same_attributes(found, spec):
+    return (_same_mode(str(found.get("mode", "")), spec.get("mode", "0644"))
+            and found.get("owner") == spec.get("owner", "root") and found.get("group") == spec.get("group", "root"))
 
 
-def file_differs(fields, spec):
-    """fields: the words the read printed for the path (see the module docstring); spec: what is wanted
-    (state, content or sha256, mode, owner, group)."""
+def file_differs(found, spec):
+    """found: what the read found at the path (see the module docstring; None when it printed nothing);
+    spec: what is wanted (state, content or sha256, mode, owner, group)."""
     kind = spec_kind(spec)
-    fields = list(fields or [])
+    found = found if isinstance(found, dict) else {}
     if kind == "absent":
-        return fields != ["absent"]
+        return found.get("type") != "absent"
     if kind == "directory":
-        return not (len(fields) == 4 and fields[0] == "directory" and _same_attributes(fields[1:], spec))
-    if kind is None or len(fields) != 5 or fields[0] != "file":
+        return not (found.get("type") == "directory" and _same_attributes(found, spec))
+    if kind is None or found.get("type") != "file":
         return True
     if kind == "content":
         content = spec["content"]
@@ -73,4 +73,4 @@ def file_differs(fields, spec):
         digest = hashlib.sha1(data).hexdigest()  # nosec B324 (the copy module's own comparison)
     else:
         digest = str(spec["sha256"]).lower()
-    return not (_same_attributes(fields[1:4], spec) and fields[4] == digest)
+    return not (_same_attributes(found, spec) and found.get("digest") == digest)

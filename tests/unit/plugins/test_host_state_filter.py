@@ -53,8 +53,11 @@ def host(tmp_path: Path) -> dict[str, Any]:
     }}
 
 
-def test_files_as_wanted_need_nothing(host: dict[str, Any]) -> None:
-    assert host_state_drift(run(host), host) == {"files": [], "services": []}
+def test_files_as_wanted_need_nothing(host: dict[str, Any], tmp_path: Path) -> None:
+    drift = host_state_drift(run(host), host)
+    assert (drift["files"], drift["services"]) == ([], [])
+    assert drift["mtime"] == {path: "none" if spec.get("state") == "absent" else str(int(os.stat(path).st_mtime))
+                              for path, spec in host["files"].items()}
 
 
 def test_each_rule_finds_its_difference(host: dict[str, Any], tmp_path: Path) -> None:
@@ -105,13 +108,14 @@ def test_paths_are_quoted(tmp_path: Path) -> None:
 def test_services_enabled_and_active_need_nothing() -> None:
     wanted = {"services": ["k3s", "k3s-agent", "iscsid"]}
     read = {"rc": 0, "stdout": "s0 enabled active\ns1 disabled active\ns2  inactive\n"}
-    assert host_state_drift(read, wanted) == {"files": [], "services": ["k3s-agent", "iscsid"]}
+    assert host_state_drift(read, wanted) == {"files": [], "services": ["k3s-agent", "iscsid"], "mtime": {}}
 
 
 @pytest.mark.parametrize("read", [{"rc": 1, "stdout": ""}, {"failed": True}, None, {"rc": 0, "stdout": ""}])
 def test_a_failed_or_empty_read_leaves_everything_to_the_modules(host: dict[str, Any], read: Any) -> None:
     wanted = dict(host, services=["k3s"])
-    assert host_state_drift(read, wanted) == {"files": sorted(host["files"]), "services": ["k3s"]}
+    assert host_state_drift(read, wanted) == {"files": sorted(host["files"]), "services": ["k3s"],
+                                              "mtime": {path: "none" for path in host["files"]}}
 
 
 @pytest.mark.parametrize("wanted, message", [

@@ -59,7 +59,7 @@ def rolled_out(site: Site) -> bool:
 
 
 HELM = "dictamesh.k3s_gitops.helm_chart : "
-CONTROLLER_READS = [HELM + "Read the manifest's modification time (kubernetes.core on the controller reads the job)",
+CONTROLLER_READS = [HELM + "Read the manifest cert-manager.yaml (digest, mode, owner, modification time)",
                     HELM + "Read the current helm-install job (kubernetes.core on the controller) of cert-manager",
                     HELM + "Read the pods of that job (kubernetes.core on the controller)"]
 
@@ -79,7 +79,9 @@ def test_unchanged_completed_chart_is_read_once_and_not_waited_for(make_site, tm
     log.unlink()
     result, _seconds = site.helm_chart("cert-manager", client, helm_chart_timeout=60, helm_chart_rollouts=ROLLOUTS)
     assert result.returncode == 0 and "changed=0" in result.stdout, result.stdout[-3000:]
-    # One read of the job and its pods; no new-job wait, no job wait, no rollout read.
+    # One read of the manifest (not written again), one of the job and its pods; no new-job wait, no
+    # job wait, no rollout read.
+    assert HELM + "Write the manifest cert-manager.yaml" not in tasks_run(result.stdout)
     if client == "server":
         assert calls(log) == [["-n", "kube-system", "get", "jobs,pods", "-l",
                                "helmcharts.helm.cattle.io/chart=cert-manager", "-o", "json"]], calls(log)
