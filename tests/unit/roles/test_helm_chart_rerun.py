@@ -59,7 +59,7 @@ def rolled_out(site: Site) -> bool:
 
 
 HELM = "dictamesh.k3s_gitops.helm_chart : "
-CONTROLLER_READS = [HELM + "Read the manifest cert-manager.yaml (digest, mode, owner, modification time)",
+CONTROLLER_READS = [HELM + "Read the digest, mode, owner and modification time of the manifest cert-manager.yaml",
                     HELM + "Read the current helm-install job (kubernetes.core on the controller) of cert-manager",
                     HELM + "Read the pods of that job (kubernetes.core on the controller)"]
 
