@@ -64,26 +64,26 @@ def changed(result: subprocess.CompletedProcess[str]) -> int:
 
 def test_s3_files_written_once_then_left_alone_then_removed(tmp_path: Path) -> None:
     etc, dropin = tmp_path / "etc", tmp_path / "k3s.service.d"
-    first, drift, _ = play(tmp_path, s3=True)
+    first, drift = play(tmp_path, s3=True)[:2]
     assert drift == sorted([str(etc), str(etc / "etcd-s3-credentials"), str(etc / "etcd-s3-ca.crt"),
                             str(dropin), str(dropin / "etcd-s3.conf")])
     assert changed(first) == 5
     assert oct((etc / "etcd-s3-credentials").stat().st_mode & 0o777) == "0o600"
     assert (etc / "etcd-s3-ca.crt").read_text(encoding="utf-8").endswith("-----\n\n")  # copied as is
 
-    second, drift, _ = play(tmp_path, s3=True)
+    second, drift = play(tmp_path, s3=True)[:2]
     assert (drift, changed(second)) == ([], 0)
 
     (etc / "etcd-s3-credentials").write_text("[default]\n", encoding="utf-8")
-    third, drift, _ = play(tmp_path, s3=True)
+    third, drift = play(tmp_path, s3=True)[:2]
     assert (drift, changed(third)) == ([str(etc / "etcd-s3-credentials")], 1)
     assert SECRET in (etc / "etcd-s3-credentials").read_text(encoding="utf-8")
 
-    off, drift, _ = play(tmp_path, s3=False)
+    off, drift = play(tmp_path, s3=False)[:2]
     assert drift == sorted([str(etc / "etcd-s3-credentials"), str(etc / "etcd-s3-ca.crt"), str(dropin / "etcd-s3.conf")])
     assert changed(off) == 3
     assert not (etc / "etcd-s3-credentials").exists() and not (dropin / "etcd-s3.conf").exists()
-    again, drift, _ = play(tmp_path, s3=False)
+    again, drift = play(tmp_path, s3=False)[:2]
     assert (drift, changed(again)) == ([], 0)
 
 
