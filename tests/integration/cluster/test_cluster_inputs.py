@@ -252,7 +252,9 @@ def test_files_read_once_and_written_only_when_they_differ(tmp_path: Path, mirro
                     + [str(etc / name) for name in ("config.yaml", "registries.yaml", "token")])
     first = run(FILES, tmp_path, None, harness)
     assert first.returncode == 0 and "changed=6" in first.stdout, first.stdout[-3000:]
-    assert json.loads(out.read_text(encoding="utf-8")) == {"files": wanted, "services": ["k3s"]}
+    drift = json.loads(out.read_text(encoding="utf-8"))
+    assert (drift["files"], drift["services"]) == (wanted, ["k3s"])
+    assert set(drift["mtime"].values()) == {"none"}
     assert oct((etc / "token").stat().st_mode & 0o777) == "0o600"
     second = run(FILES, tmp_path, None, harness)
     assert second.returncode == 0 and "changed=0" in second.stdout, second.stdout[-3000:]
