@@ -27,8 +27,6 @@ try:
 except ImportError:  # pragma: no cover
     string_types = (str,)
 
-KINDS = ("content", "sha256", "directory", "absent")
-
 
 def spec_kind(spec):
     """Which rule applies to a wanted file: content, sha256, directory or absent (None when unknown)."""
